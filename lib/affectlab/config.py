@@ -1,0 +1,188 @@
+"""Run configuration: profiles, seeds, device, data root and the configuration hash.
+
+Every chapter has one papermill parameters cell with plain literals (``PROFILE``, ``DATA_ROOT``,
+``SEED``, ``DEVICE``); :func:`resolve_run` checks them and turns them into a :class:`RunConfig`.
+Profiles:
+
+- ``smoke``: seconds per chapter; proves every cell runs (tiny subsets, one epoch).
+- ``quick``: this 2-core CPU, real data when the data root has it; each chapter <= 20 minutes.
+- ``paper``: the paper's hyperparameters, meant for a GPU.
+
+The data root comes from the argument, else the ``AFFECTLAB_DATA`` environment variable, else
+``None`` (the embedded default: data the package generates itself).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import random
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+PROFILES: tuple[str, ...] = ("smoke", "quick", "paper")
+DATA_ENV = "AFFECTLAB_DATA"
+CACHE_ENV = "AFFECTLAB_CACHE"
+RUNS_ENV = "AFFECTLAB_RUNS"
+
+
+class ConfigError(ValueError):
+    """A parameter of the run is wrong; the message names the parameter."""
+
+
+def check_profile(profile: Any) -> str:
+    """Return ``profile`` if it is one of :data:`PROFILES`, else raise a clear error."""
+    if not isinstance(profile, str):
+        raise ConfigError(
+            f"parameter PROFILE must be a string, one of {PROFILES}; got {type(profile).__name__} "
+            f"{profile!r}"
+        )
+    if profile not in PROFILES:
+        raise ConfigError(f"parameter PROFILE={profile!r} is unknown; choose one of {PROFILES}")
+    return profile
+
+
+def check_seed(seed: Any) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ConfigError(f"parameter SEED must be an int; got {type(seed).__name__} {seed!r}")
+    if seed < 0:
+        raise ConfigError(f"parameter SEED must be >= 0; got {seed}")
+    return seed
+
+
+def resolve_data_root(root: str | os.PathLike | None = None) -> Path | None:
+    """The data root: ``root``, else ``$AFFECTLAB_DATA``, else ``None`` (embedded default).
+
+    A root that is named but does not exist is an error naming where it came from.
+    """
+    source = "parameter DATA_ROOT"
+    if root is None or root == "":
+        env = os.environ.get(DATA_ENV, "")
+        if not env:
+            return None
+        root, source = env, f"environment variable {DATA_ENV}"
+    if not isinstance(root, (str, os.PathLike)):
+        raise ConfigError(f"{source} must be a path string; got {type(root).__name__} {root!r}")
+    path = Path(root).expanduser()
+    if not path.is_dir():
+        raise ConfigError(f"{source}={str(root)!r} is not an existing directory")
+    return path.resolve()
+
+
+def resolve_device(device: Any = "auto") -> torch.device:
+    """``'auto'`` picks CUDA when present, else CPU; ``'cpu'``/``'cuda'``/``'cuda:N'`` are checked."""
+    if not isinstance(device, str):
+        raise ConfigError(f"parameter DEVICE must be a string; got {type(device).__name__} {device!r}")
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as exc:
+        raise ConfigError(f"parameter DEVICE={device!r} is not a torch device: {exc}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"parameter DEVICE={device!r} asks for CUDA but none is available")
+    return dev
+
+
+def seed_everything(seed: int, deterministic: bool = True) -> None:
+    """Seed Python, NumPy and torch; on CPU also ask torch for deterministic kernels."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+
+
+def _jsonable(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _jsonable(dataclasses.asdict(value))
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, torch.device):
+        return str(value)
+    return value
+
+
+def config_to_json(config: Any) -> str:
+    """Canonical JSON of a config (dataclass or mapping): sorted keys, no whitespace variance."""
+    return json.dumps(_jsonable(config), sort_keys=True, separators=(",", ":"))
+
+
+def config_hash(config: Any, length: int = 12) -> str:
+    """SHA-256 of the canonical JSON of ``config``, shortened; keys train-or-load caches."""
+    return hashlib.sha256(config_to_json(config).encode()).hexdigest()[:length]
+
+
+def default_cache_dir() -> Path:
+    """Where tensor caches go: ``$AFFECTLAB_CACHE`` else ``~/.cache/affectlab``."""
+    env = os.environ.get(CACHE_ENV)
+    path = Path(env).expanduser() if env else Path.home() / ".cache" / "affectlab"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def default_runs_dir() -> Path:
+    """Where checkpoints and run logs go: ``$AFFECTLAB_RUNS`` else ``./runs``."""
+    env = os.environ.get(RUNS_ENV)
+    path = Path(env).expanduser() if env else Path.cwd() / "runs"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """The resolved parameters cell of a chapter."""
+
+    profile: str
+    data_root: Path | None
+    seed: int
+    device: torch.device
+
+    @property
+    def data_label(self) -> str:
+        """Short text for captions: which data root a result came from."""
+        return "embedded default (generated)" if self.data_root is None else f"data root {self.data_root}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "profile": self.profile,
+            "data_root": None if self.data_root is None else str(self.data_root),
+            "seed": self.seed,
+            "device": str(self.device),
+        }
+
+
+def resolve_run(profile: Any, data_root: Any = None, seed: Any = 0, device: Any = "auto") -> RunConfig:
+    """Check a chapter's parameters cell and seed the run. Errors name the bad parameter."""
+    run = RunConfig(
+        profile=check_profile(profile),
+        data_root=resolve_data_root(data_root),
+        seed=check_seed(seed),
+        device=resolve_device(device),
+    )
+    seed_everything(run.seed)
+    return run
+
+
+def pick(profile: str, **choices: Any) -> Any:
+    """Choose a value by profile: ``pick(run.profile, smoke=1, quick=10, paper=60)``."""
+    check_profile(profile)
+    if profile not in choices:
+        raise ConfigError(f"no value given for profile {profile!r}; given: {sorted(choices)}")
+    return choices[profile]

@@ -34,9 +34,11 @@ def shared_root() -> Path:
     return root
 
 
-@pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path_factory, monkeypatch):
-    """Every test writes caches and runs under a temporary directory, never into the user's."""
-    base = tmp_path_factory.getbasetemp()
-    monkeypatch.setenv("AFFECTLAB_CACHE", str(base / "cache"))
-    monkeypatch.setenv("AFFECTLAB_RUNS", str(base / "runs"))
+def pytest_configure(config):
+    """Caches and runs of the whole session (fixtures of every scope included) go under a temporary
+    directory, never into the user's; CI may name a persistent cache with AFFECTLAB_TEST_CACHE."""
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="affectlab-tests-"))
+    os.environ["AFFECTLAB_CACHE"] = os.environ.get("AFFECTLAB_TEST_CACHE") or str(base / "cache")
+    os.environ["AFFECTLAB_RUNS"] = str(base / "runs")

@@ -69,7 +69,12 @@ class FaceSet:
         if isinstance(index, slice):
             idx = torch.arange(len(self))[index]
         else:
-            idx = torch.as_tensor(np.asarray(index), dtype=torch.long)
+            arr = np.asarray(index.cpu() if isinstance(index, torch.Tensor) else index)
+            if arr.dtype == bool:
+                if len(arr) != len(self):
+                    raise ValueError(f"{self.name}/{self.split}: boolean mask of length {len(arr)}, need {len(self)}")
+                arr = np.flatnonzero(arr)
+            idx = torch.as_tensor(arr, dtype=torch.long)
         n = len(self)
 
         def take(v: Any) -> Any:
@@ -154,6 +159,10 @@ class EEGSet:
 
     def subset(self, index: np.ndarray | list[int]) -> "EEGSet":
         idx = np.asarray(index)
+        if idx.dtype == bool:
+            if len(idx) != len(self):
+                raise ValueError(f"{self.name}/{self.split}: boolean mask of length {len(idx)}, need {len(self)}")
+            idx = np.flatnonzero(idx)
         return dataclasses.replace(
             self,
             data=self.data[idx],

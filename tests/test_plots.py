@@ -100,3 +100,20 @@ def test_bar_with_ci(tmp_path):
     bad = table.assign(low=[0.8, 0.73, 0.4, 0.5])
     with pytest.raises(ValueError, match="outside"):
         plots.bar_with_ci(bad, x="model", hue="metric")
+
+
+def test_data_chapter_figures_have_titles_and_labels():
+    from affectlab import plots
+
+    fig = plots.class_balance_figure({"train": {"a": 3, "b": 1}, "test": {"a": 1, "c": 2}}, title="T")
+    ax = fig.axes[0]
+    assert ax.get_ylabel() == "Images (count)" and [t.get_text() for t in ax.get_xticklabels()] == ["a", "b", "c"]
+    fig = plots.electrode_layout_figure(np.array([[0.0, 0.05], [0.02, -0.03]]), ["Fz", "Pz"], 0.095)
+    assert {t.get_text() for t in fig.axes[0].texts} == {"Fz", "Pz"}
+    maps = np.random.default_rng(0).normal(size=(2, 3, 8, 8))
+    fig = plots.topomap_grid_figure(maps, ["theta", "alpha", "beta"], ["s1", "s2"], mask=np.ones((8, 8)))
+    assert fig.axes[0].get_title() == "theta" and fig.axes[0].get_ylabel() == "s1"
+    with pytest.raises(ValueError, match="maps must be"):
+        plots.topomap_grid_figure(maps, ["theta"], ["s1", "s2"])
+    fig = plots.image_grid_figure(np.zeros((3, 1, 4, 4), dtype=np.uint8), ["x", "y", "z"], columns=2)
+    assert [ax.get_title() for ax in fig.axes[:3]] == ["x", "y", "z"]

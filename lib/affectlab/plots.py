@@ -12,6 +12,11 @@ Save with ``fig.savefig(path)``.
 - :func:`coverage_heatmap`: V/A prototype-bin counts, heatmap and centre markers (paper 000 Fig. 2).
 - :func:`reliability_diagram`: calibration of a classifier (POSTER-Var chapter).
 - :func:`bar_with_ci`: a results table as bars with confidence intervals.
+- :func:`class_balance_figure`: images per class for several datasets/splits (data chapter).
+- :func:`electrode_layout_figure`: 2-D electrode positions of a montage, labelled (data chapter).
+- :func:`topomap_grid_figure`: rows of band topomaps (paper 000 Fig. 3).
+- :func:`image_grid_figure`: a labelled grid of greyscale images (generated faces only: research
+  datasets' face images are never shown in the book).
 """
 
 from __future__ import annotations
@@ -31,6 +36,10 @@ __all__ = [
     "coverage_heatmap",
     "reliability_diagram",
     "bar_with_ci",
+    "class_balance_figure",
+    "electrode_layout_figure",
+    "topomap_grid_figure",
+    "image_grid_figure",
 ]
 
 FONT = {"title": 12, "label": 11, "tick": 9, "annot": 8}
@@ -275,4 +284,108 @@ def bar_with_ci(
         ax.legend(fontsize=FONT["annot"], title=hue)
     ax.grid(axis="y", alpha=0.3)
     _style(ax, x, ylabel or y, title)
+    return fig
+
+
+def class_balance_figure(counts: dict[str, dict[str, int]], title: str = "Class balance") -> Figure:
+    """Grouped bars: ``counts[set_name][class_name]`` images per class, one bar group per class."""
+    if not counts:
+        raise ValueError("parameter counts is empty: give at least one {set: {class: count}}")
+    classes: list[str] = []
+    for per_class in counts.values():
+        classes += [c for c in per_class if c not in classes]
+    n_sets = len(counts)
+    width = 0.8 / n_sets
+    fig = Figure(figsize=(max(6.0, 0.9 * len(classes) + 2), 3.8), layout="constrained")
+    ax = fig.subplots()
+    x = np.arange(len(classes))
+    for i, (name, per_class) in enumerate(counts.items()):
+        values = [per_class.get(c, 0) for c in classes]
+        ax.bar(x + (i - (n_sets - 1) / 2) * width, values, width, label=name)
+    ax.set_xticks(x, classes, rotation=30, ha="right")
+    _style(ax, "Class", "Images (count)", title)
+    ax.legend(fontsize=FONT["tick"], frameon=False)
+    return fig
+
+
+def electrode_layout_figure(
+    positions: Any, ch_names: Sequence[str], head_radius: float, title: str = "Electrode layout"
+) -> Figure:
+    """Electrodes at their 2-D topomap positions (nose up), each labelled, with the head outline."""
+    pos = np.asarray(positions, dtype=np.float64)
+    if pos.shape != (len(ch_names), 2):
+        raise ValueError(f"positions must be ({len(ch_names)}, 2) for {len(ch_names)} channels; got {pos.shape}")
+    fig = Figure(figsize=(4.8, 4.8), layout="constrained")
+    ax = fig.subplots()
+    theta = np.linspace(0, 2 * np.pi, 200)
+    ax.plot(head_radius * np.cos(theta), head_radius * np.sin(theta), color="black", lw=1)
+    ax.plot([-0.1 * head_radius, 0, 0.1 * head_radius],
+            [head_radius, 1.1 * head_radius, head_radius], color="black", lw=1)
+    ax.scatter(pos[:, 0], pos[:, 1], s=18, color="tab:blue")
+    for (x, y), name in zip(pos, ch_names):
+        ax.annotate(name, (x, y), xytext=(0, 4), textcoords="offset points", ha="center",
+                    fontsize=FONT["annot"])
+    ax.set_aspect("equal")
+    _style(ax, "Left – right (m)", "Posterior – anterior (m)", title)
+    return fig
+
+
+def topomap_grid_figure(
+    maps: Any,
+    band_names: Sequence[str],
+    row_labels: Sequence[str],
+    title: str = "Topomaps",
+    mask: Any | None = None,
+    cmap: str = "RdBu_r",
+    colorbar_label: str = "Band power (normalised, a.u.)",
+) -> Figure:
+    """A grid of scalp maps: ``maps[row, band]`` is an (H, W) image; pixels outside ``mask`` blank."""
+    arr = np.asarray(maps, dtype=np.float64)
+    if arr.ndim != 4 or arr.shape[:2] != (len(row_labels), len(band_names)):
+        raise ValueError(
+            f"maps must be (rows={len(row_labels)}, bands={len(band_names)}, H, W); got {arr.shape}"
+        )
+    if mask is not None:
+        arr = np.where(np.asarray(mask, dtype=bool), arr, np.nan)
+    vmax = np.nanmax(np.abs(arr)) if np.isfinite(arr).any() else 1.0
+    vmin = -vmax if np.nanmin(arr) < 0 else 0.0
+    rows, cols = arr.shape[:2]
+    fig = Figure(figsize=(1.9 * cols + 1.2, 1.9 * rows + 0.8), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False)
+    image = None
+    for r in range(rows):
+        for c in range(cols):
+            ax = axes[r, c]
+            image = ax.imshow(arr[r, c], origin="lower", cmap=cmap, vmin=vmin, vmax=vmax)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(band_names[c], fontsize=FONT["label"])
+            if c == 0:
+                ax.set_ylabel(row_labels[r], fontsize=FONT["label"])
+    bar = fig.colorbar(image, ax=axes, shrink=0.8)
+    bar.set_label(colorbar_label, fontsize=FONT["label"])
+    fig.suptitle(title, fontsize=FONT["title"])
+    return fig
+
+
+def image_grid_figure(
+    images: Any, labels: Sequence[str], columns: int = 8, title: str = "Images"
+) -> Figure:
+    """Greyscale images (N, 1, H, W) or (N, H, W) in a grid, each titled with its label."""
+    arr = np.asarray(images)
+    if arr.ndim == 4:
+        arr = arr[:, 0]
+    if arr.ndim != 3 or len(arr) != len(labels):
+        raise ValueError(f"images must be (N, H, W) with N = len(labels) = {len(labels)}; got {arr.shape}")
+    n = len(arr)
+    rows = int(np.ceil(n / columns))
+    fig = Figure(figsize=(1.5 * columns, 1.7 * rows + 0.4), layout="constrained")
+    axes = fig.subplots(rows, columns, squeeze=False)
+    for i, ax in enumerate(axes.ravel()):
+        ax.axis("off")
+        if i < n:
+            ax.imshow(arr[i], cmap="gray", vmin=0, vmax=255)
+            ax.set_title(labels[i], fontsize=FONT["annot"])
+    fig.suptitle(title, fontsize=FONT["title"])
     return fig

@@ -163,9 +163,19 @@ class EEGSet:
             if len(idx) != len(self):
                 raise ValueError(f"{self.name}/{self.split}: boolean mask of length {len(idx)}, need {len(self)}")
             idx = np.flatnonzero(idx)
+        n = len(self)
+
+        def take(v: Any) -> Any:
+            if isinstance(v, (np.ndarray, torch.Tensor)) and len(v) == n:
+                return v[idx]
+            if isinstance(v, list) and len(v) == n:
+                return [v[i] for i in idx.tolist()]
+            return v
+
         return dataclasses.replace(
             self,
             data=self.data[idx],
             labels={k: v[idx] for k, v in self.labels.items()},
             subject=None if self.subject is None else self.subject[idx],
+            meta={k: take(v) for k, v in self.meta.items()},
         )

@@ -117,3 +117,10 @@ def test_data_chapter_figures_have_titles_and_labels():
         plots.topomap_grid_figure(maps, ["theta"], ["s1", "s2"])
     fig = plots.image_grid_figure(np.zeros((3, 1, 4, 4), dtype=np.uint8), ["x", "y", "z"], columns=2)
     assert [ax.get_title() for ax in fig.axes[:3]] == ["x", "y", "z"]
+
+
+def test_figures_render_as_png_for_notebooks():
+    from affectlab.plots import _figure_png
+
+    fig = plots.image_grid_figure(np.zeros((1, 1, 4, 4), dtype=np.uint8), ["x"], columns=1)
+    assert _figure_png(fig)[:8] == b"\x89PNG\r\n\x1a\n"

@@ -42,6 +42,34 @@ __all__ = [
     "image_grid_figure",
 ]
 
+def _figure_png(fig: Figure) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def enable_notebook_display() -> bool:
+    """Show ``Figure`` objects returned by a notebook cell as PNG, whatever the matplotlib backend.
+
+    Figures here are built without pyplot, so IPython's inline backend never registers them; this
+    registers a PNG formatter for :class:`~matplotlib.figure.Figure` in the running IPython shell
+    (papermill and JupyterLab kernels). Called on import; returns whether a shell was found.
+    """
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    if shell is None:
+        return False
+    shell.display_formatter.formatters["image/png"].for_type(Figure, _figure_png)
+    return True
+
+
+enable_notebook_display()
+
 FONT = {"title": 12, "label": 11, "tick": 9, "annot": 8}
 
 

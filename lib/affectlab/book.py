@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -30,14 +31,15 @@ def chapter_sources(notebooks_dir: Path = REPO / "notebooks") -> list[Path]:
     return sources
 
 
-def _notebook_for(source: Path) -> Path:
-    """The ``.ipynb`` of a chapter, regenerated from its ``.py`` when that is newer or missing."""
-    ipynb = source.with_suffix(".ipynb")
-    if not ipynb.exists() or ipynb.stat().st_mtime < source.stat().st_mtime:
-        import jupytext
+def _notebook_from_source(source: Path, work_dir: Path) -> Path:
+    """The chapter's ``.py`` (the paired source of truth) as an ``.ipynb`` in ``work_dir``.
 
-        notebook = jupytext.read(source)
-        jupytext.write(notebook, ipynb)
+    The user's paired ``notebooks/NN_name.ipynb`` is never rewritten by a batch run.
+    """
+    import jupytext
+
+    ipynb = work_dir / f"{source.stem}.ipynb"
+    jupytext.write(jupytext.read(source), ipynb)
     return ipynb
 
 
@@ -57,16 +59,17 @@ def execute_chapter(
     output = out_dir / f"{source.stem}.ipynb"
     parameters = {"PROFILE": profile, "DATA_ROOT": data_root or "", "SEED": seed}
     start = time.perf_counter()
-    papermill.execute_notebook(
-        str(_notebook_for(source)),
-        str(output),
-        parameters=parameters,
-        kernel_name=kernel,
-        cwd=str(REPO),
-        progress_bar=False,
-        log_output=False,
-        request_save_on_cell_execute=False,
-    )
+    with tempfile.TemporaryDirectory() as work_dir:
+        papermill.execute_notebook(
+            str(_notebook_from_source(source, Path(work_dir))),
+            str(output),
+            parameters=parameters,
+            kernel_name=kernel,
+            cwd=str(REPO),
+            progress_bar=False,
+            log_output=False,
+            request_save_on_cell_execute=False,
+        )
     return output, time.perf_counter() - start
 
 

@@ -1,0 +1,1 @@
+"""Chapter pipelines: the orchestration behind each notebook (data, train-or-load, evaluation, figures)."""

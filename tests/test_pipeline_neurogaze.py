@@ -1,0 +1,293 @@
+"""Chapter 01 pipeline (affectlab.pipelines.neurogaze) on tiny generated data: V/A targets, the
+subject-disjoint split, subsets and class weights, the loss-term composition of every variant,
+train-or-load of the whole student set, and the tables."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from affectlab.config import ConfigError
+from affectlab.data.generate.eeg import generate_band_power_set
+from affectlab.data.sets import EEGSet, FaceSet
+from affectlab.data.taxonomy import FERPLUS_CLASSES
+from affectlab.losses import kd_logit_loss
+from affectlab.pipelines import neurogaze as ng
+from affectlab.train import TrainConfig, Trainer
+
+K = len(FERPLUS_CLASSES)
+
+
+def _eeg(labels: dict, n: int = 6, name: str = "deap") -> EEGSet:
+    return EEGSet(data=np.zeros((n, 5, 4), np.float32), kind="band_power", ch_names=("Fz", "Cz", "Pz", "Oz"),
+                  name=name, split="all", source="test", labels=labels, subject=np.arange(n) // 2)
+
+
+# ---------------------------------------------------------------- V/A targets
+
+
+def test_va_targets_maps_binary_labels_to_plus_minus_level():
+    eeg = _eeg({"valence_binary": np.array([1, 0, 1, 0, 1, 0]), "arousal_binary": np.array([1, 1, 0, 0, 1, 0])})
+    va, rule = ng.va_targets(eeg, binary_level=0.5)
+    np.testing.assert_array_equal(va[:4], [[0.5, 0.5], [-0.5, 0.5], [0.5, -0.5], [-0.5, -0.5]])
+    assert "+-0.5" in rule and va.dtype == np.float32
+
+
+def test_va_targets_prefers_continuous_labels():
+    v = np.linspace(-0.9, 0.9, 6).astype(np.float32)
+    eeg = _eeg({"valence": v, "arousal": -v, "valence_binary": (v > 0).astype(int),
+                "arousal_binary": (v < 0).astype(int), "emotion_code": np.zeros(6, int)})
+    va, rule = ng.va_targets(eeg)
+    np.testing.assert_allclose(va, np.stack([v, -v], 1))
+    assert "circumplex" in rule
+
+
+def test_va_targets_errors_name_the_dataset():
+    with pytest.raises(ValueError, match="mahnob.*no V/A labels"):
+        ng.va_targets(_eeg({"video": np.arange(6)}, name="mahnob"))
+    with pytest.raises(ValueError, match="within \\[-1, 1\\]"):
+        ng.va_targets(_eeg({"valence": np.full(6, 2.0), "arousal": np.zeros(6)}))
+
+
+def test_prepare_teacher_data_renders_generated_band_power():
+    eeg = generate_band_power_set(n_subjects=3, trials_per_subject=4, seed=1)
+    cfg = ng.chapter_config("smoke", topomap_size=16)
+    data = ng.prepare_teacher_data({"deap": (eeg, "generated")}, cfg)
+    assert data.maps.shape == (12, 5, 16, 16) and data.mask.shape == (16, 16)
+    assert np.all(data.maps[:, :, ~data.mask] == 0) and np.isfinite(data.maps).all()
+    np.testing.assert_allclose(data.va[:, 0], eeg.labels["valence"])
+    assert set(data.groups) == {"deap:1", "deap:2", "deap:3"}
+    assert data.info.loc[0, "trials"] == 12
+
+
+# ---------------------------------------------------------------- subject-disjoint split
+
+
+def test_subject_disjoint_split_holds_out_whole_subjects_per_dataset():
+    groups = np.array([f"{d}:{s}" for d in ("deap", "mahnob") for s in range(10) for _ in range(3)])
+    strata = np.array([g.split(":")[0] for g in groups])
+    train, val = ng.subject_disjoint_split(groups, 0.2, seed=3, strata=strata)
+    assert not set(groups[train]) & set(groups[val])
+    assert len(train) + len(val) == len(groups) and not set(train) & set(val)
+    for d in ("deap", "mahnob"):  # 2 of 10 subjects of each dataset held out
+        assert len({g for g in groups[val] if g.startswith(d)}) == 2
+    again = ng.subject_disjoint_split(groups, 0.2, seed=3, strata=strata)
+    np.testing.assert_array_equal(val, again[1])
+    other = ng.subject_disjoint_split(groups, 0.2, seed=4, strata=strata)
+    assert set(groups[other[1]]) != set(groups[val])
+
+
+def test_subject_disjoint_split_needs_two_subjects():
+    with pytest.raises(ValueError, match="fewer than 2 subjects"):
+        ng.subject_disjoint_split(np.array(["a", "a", "a"]), 0.5)
+    with pytest.raises(ValueError, match="val_fraction"):
+        ng.subject_disjoint_split(np.array(["a", "b"]), 1.5)
+
+
+# ---------------------------------------------------------------- subsets and class weights
+
+
+def test_subsets_and_mild_class_weights():
+    labels = np.array([0] * 50 + [1] * 20 + [2] * 5 + [-1] * 7)
+    capped = ng.class_capped_subset(labels, cap=10, seed=0)
+    assert np.bincount(labels[capped]).tolist() == [10, 10, 5] and (labels[capped] >= 0).all()
+    strat = ng.stratified_subset(labels, 15, seed=0)
+    counts = np.bincount(labels[strat])
+    assert len(strat) == 15 and counts.min() >= 1 and counts[0] > counts[1] > 0
+    assert len(ng.stratified_subset(labels, None, seed=0)) == 75
+    w = np.array(ng.mild_class_weights(labels, 4, power=0.5))
+    n = np.bincount(labels[labels >= 0], minlength=4)
+    assert np.isclose((n * w).sum() / n.sum(), 1.0)  # mean sample weight 1
+    assert w[2] > w[1] > w[0] and w[3] == w.max()  # rarer -> heavier; absent -> largest
+    np.testing.assert_allclose(w[2] / w[0], np.sqrt(50 / 5))
+    assert ng.mild_class_weights(labels, 4, power=0.0) == (1.0, 1.0, 1.0, 1.0)
+
+
+# ---------------------------------------------------------------- loss-term composition
+
+
+class TinyStudent(nn.Module):
+    """Stand-in for FERStudent: {"logits": (B, 8), "features": (B, 256) unit norm}."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj = nn.Linear(16 * 16, 256)
+        self.head = nn.Linear(256, K)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        f = F.normalize(self.proj(x.flatten(1)), dim=1)
+        return {"logits": self.head(f), "features": f}
+
+
+def _bank(grid: int = 5, seed: int = 0) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    k = grid * grid
+    return {"grid": grid, "prototypes": torch.rand(k, 256, generator=g).numpy(), "prior": np.full(k, 1 / k),
+            "coverage": np.ones((grid, grid), int), "path": Path(f"bank{grid}.npz"), "sha256": f"sha{grid}"}
+
+
+@pytest.mark.parametrize("variant", ng.VARIANTS)
+def test_each_variant_adds_exactly_its_loss_terms(variant):
+    cfg = ng.chapter_config("smoke", epochs=10)
+    bank = _bank()
+    terms = ng.variant_terms(variant, cfg, bank["prototypes"], bank["prior"], ng.DGeoParams(0.1, 1.0))
+    assert tuple(terms) == ng.VARIANT_TERMS[variant]
+    torch.manual_seed(0)
+    model = TinyStudent()
+    trainer = Trainer(model, TrainConfig(epochs=10, label_smoothing=0.055, progress=False, tensorboard=False),
+                      steps_per_epoch=1, extra_terms=terms)
+    batch = {"x": torch.rand(16, 1, 16, 16), "y": torch.arange(16) % K, "index": torch.arange(16),
+             "teacher_logits": torch.randn(16, K) * 3}
+    total, parts, outputs = trainer.losses(batch, epoch=10)
+    assert set(parts) == {"task_loss", *ng.VARIANT_TERMS[variant]}
+    assert torch.isclose(total, sum(parts.values()))
+    if "kd" in parts:  # MSE KD, weight 0.30, T = 5 (T = 1 for "Full")
+        T = 1.0 if variant == "Full" else 5.0
+        expected = 0.30 * kd_logit_loss(outputs["logits"], batch["teacher_logits"], T=T, kind="mse")
+        assert torch.isclose(parts["kd"], expected)
+    if "dgeo" in parts:
+        assert parts["dgeo"] > 0  # margin 1 between unit-norm class means is violated at init
+
+
+def test_dgeo_is_off_before_its_scaled_window():
+    cfg = ng.chapter_config("smoke", epochs=10)  # paper window 20 -> 60 of 100 epochs -> 2 -> 6
+    assert cfg.geo_window() == (2.0, 6.0)
+    term = ng.variant_terms("B3", cfg, _bank()["prototypes"], _bank()["prior"], ng.DGeoParams(0.1, 1.0))["dgeo"]
+    torch.manual_seed(0)
+    out = TinyStudent()(torch.rand(16, 1, 16, 16))
+    batch = {"y": torch.arange(16) % K}
+    assert term(out, batch, 1) == 0
+    assert 0 < term(out, batch, 3) < term(out, batch, 7)
+
+
+def test_variant_terms_reject_missing_ingredients():
+    cfg = ng.chapter_config("smoke")
+    with pytest.raises(ValueError, match="unknown variant"):
+        ng.variant_terms("B9", cfg)
+    with pytest.raises(ValueError, match="prototype bank"):
+        ng.variant_terms("B2", cfg)
+    with pytest.raises(ValueError, match="D-Geo parameters"):
+        ng.variant_terms("B3", cfg, _bank()["prototypes"], _bank()["prior"])
+    kd = ng.variant_terms("B1", cfg)["kd"]
+    with pytest.raises(ValueError, match="teacher_logits"):
+        kd({"logits": torch.zeros(2, K)}, {"x": torch.zeros(2, 1)}, 1)
+
+
+def test_chapter_config_profiles_and_bad_values():
+    for profile in ("smoke", "quick", "paper"):
+        cfg = ng.chapter_config(profile)
+        assert cfg.kd_weight == 0.30 and cfg.proto_tau == 0.90 and cfg.geo_weight == 0.012
+        assert cfg.label_smoothing == 0.055 and cfg.grid == 5
+    assert ng.chapter_config("paper").arch == "resnet50"
+    with pytest.raises(ConfigError, match="ChapterConfig.epochs"):
+        ng.chapter_config("smoke", epochs=0)
+    with pytest.raises(ConfigError, match="ChapterConfig.kd_source"):
+        ng.chapter_config("smoke", kd_source="wrong")
+    with pytest.raises(ConfigError, match="DGeoParams.margin"):
+        ng.DGeoParams(0.5, -1.0)
+
+
+# ---------------------------------------------------------------- students end to end (tiny)
+
+
+def _faces(n: int, split: str, seed: int, drop_neutral: bool = False) -> FaceSet:
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(n) % K
+    if drop_neutral:
+        labels = 1 + torch.arange(n) % (K - 1)
+    images = (torch.rand(n, 1, 16, 16, generator=g) * 80 + labels[:, None, None, None] * 20).to(torch.uint8)
+    soft = F.one_hot(labels, K).float() * 0.8 + 0.2 / K
+    return FaceSet(images=images, labels=labels, class_names=FERPLUS_CLASSES, name="ferplus", split=split,
+                   source=f"generated: test {split}", soft_labels=soft)
+
+
+def test_train_students_composes_variants_and_reloads(monkeypatch, tmp_path):
+    monkeypatch.setattr(ng, "_student_model", lambda arch, seed: (torch.manual_seed(seed), TinyStudent())[1])
+    run = ng.RunConfig(profile="smoke", data_root=None, seed=0, device=torch.device("cpu"))
+    cfg = ng.chapter_config("smoke", image_size=16, epochs=2, bootstrap_resamples=20, embedding_points=24,
+                            dgeo_candidates=(ng.DGeoParams(0.3, 0.5), ng.DGeoParams(0.6, 1.0)))
+    train = _faces(64, "train", 0)
+    data = ng.FaceData(train=train, val=_faces(32, "valid", 1), test=_faces(40, "test", 2),
+                       cross={"ckplus": _faces(28, "all", 3, drop_neutral=True)}, mean=0.3, std=0.2,
+                       class_weights=ng.mild_class_weights(train.labels, K), notes={}, tag="tiny")
+    banks = ng.PrototypeBanks(main=_bank(5), ablation=_bank(7, seed=1))
+    students = ng.train_students(data, banks, cfg, run)
+    assert set(students.runs) == {(v, 0) for v in ng.VARIANTS}
+    assert students.vision_teacher is students.runs[("B0", 0)]  # "b0" teacher in smoke
+    assert len(students.dgeo_selection) == 2 and students.dgeo_selection["chosen"].sum() == 1
+    assert set(students.ablation) == {(7, 0)}
+    for (variant, _), result in students.runs.items():
+        extra = [c for c in result.history.columns if c in ("kd", "proto_kd", "dgeo")]
+        assert tuple(extra) == ng.VARIANT_TERMS[variant]
+    # B3 is one of the D-Geo candidate runs (reused, not retrained)
+    assert students.runs[("B3", 0)].run_dir.name in set(students.dgeo_selection["run"])
+    again = ng.train_students(data, banks, cfg, run)
+    assert all(r.loaded_from_cache for r in again.runs.values())
+    assert again.dgeo == students.dgeo
+
+    table3, raw3 = ng.ablation_table(again, data, cfg, run)
+    assert list(table3.index) == [ng.VARIANT_LABELS[v] for v in ng.VARIANTS]
+    assert table3.loc["B0 CE only", "Macro-F1 (%) paper"] == "51.29"
+    acc = raw3["B0"]["accuracy"]
+    assert acc["low"] <= acc["mean"] <= acc["high"] and len(acc["per_seed"]) == 1
+    table2, raw2 = ng.cross_dataset_table(again, data, cfg, run)
+    assert list(table2.index) == ["ckplus", "ferplus_valid", "ferplus_test"]
+    assert "neutral" not in raw2["ckplus"]["present"]
+    assert table2.loc["ckplus", "8-way Acc (%) paper"] == "55.86"
+    geometry = ng.feature_geometry_table(again, data.test, data, cfg, run)
+    assert (geometry["high-valence spread"] >= 0).all()
+
+
+def test_present_only_takes_argmax_over_present_classes():
+    true = np.array([1, 2, 1, 2])
+    scores = np.zeros((4, K))
+    scores[:, 0] = 5.0  # neutral (absent) wins the 8-way arg-max everywhere
+    scores[[0, 2], 1] = 1.0
+    scores[[1, 3], 2] = 1.0
+    assert ng._present_only(true, scores, "accuracy") == 1.0
+    assert ng._present_only(true, scores, "macro_f1") == 1.0
+    assert ng._eight_way(true, scores, "accuracy") == 0.0
+    assert ng._eight_way(true, scores, "macro_f1") == 0.0
+
+
+def test_prototype_banks_are_saved_verified_and_reused(tmp_path, monkeypatch):
+    monkeypatch.setenv("AFFECTLAB_RUNS", str(tmp_path))
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(0)
+    feats = rng.random((40, 256)).astype(np.float32)
+    feats[3] = 0.0  # a dead ReLU feature: no direction, left out of the bank
+    va = np.clip(rng.normal(0, 0.5, (40, 2)), -1, 1).astype(np.float32)
+    teacher = ng.TeacherRun(fit=SimpleNamespace(config_hash="abc"), train_idx=np.arange(0), val_idx=np.arange(40),
+                            val_pred=va, val_features=feats, val_va=va, data_source="generated: test")
+    run = ng.RunConfig(profile="smoke", data_root=None, seed=0, device=torch.device("cpu"))
+    cfg = ng.chapter_config("smoke")
+    banks = ng.prototype_banks(teacher, cfg, run)
+    assert banks.main["prototypes"].shape == (25, 256) and banks.ablation["prototypes"].shape == (49, 256)
+    assert banks.main["coverage"].sum() == 39 and banks.main["fingerprint"]["dropped_zero_features"] == 1
+    np.testing.assert_allclose(banks.main["prior"].sum(), 1.0)
+    table = ng.bank_coverage_table(banks)
+    assert list(table["bins"]) == [25, 49] and (table["empty bins"] >= 0).all()
+    again = ng.prototype_banks(teacher, cfg, run)
+    assert again.main["sha256"] == banks.main["sha256"]
+    path = banks.main["path"]
+    path.write_bytes(path.read_bytes()[:-8] + b"corrupt!")
+    with pytest.raises(ValueError, match="SHA-256"):
+        ng.prototype_banks(teacher, cfg, run)
+
+
+def test_ridge_probe_recovers_a_linear_target_and_not_noise():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 32))
+    y = x[:, 0] - 0.5 * x[:, 3]
+    pred = ng._ridge_probe(x[:100], y[:100], x[100:])
+    assert ng._r2(y[100:], pred) > 0.95
+    noise = rng.normal(size=200)
+    assert ng._r2(noise[100:], ng._ridge_probe(x[:100], noise[:100], x[100:])) < 0.1
+    assert np.isnan(ng._r2(np.ones(5), np.zeros(5)))

@@ -1,0 +1,345 @@
+"""Chapter 04 pipeline (POSTER-Var): landmark targets from generated faces, data preparation, the
+ablation runner (one row per config, train-or-load), tables and figures, and the calibration wiring.
+
+The end-to-end fixture trains the four rows at a tiny width on a FERPlus copy written in the real
+PNG layout (random pixels; 3 labelled classes), one step each, so the whole module stays fast."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from matplotlib.figure import Figure
+
+from affectlab import metrics
+from affectlab.config import ConfigError, resolve_run
+from affectlab.data.generate.faces import generate_faces
+from affectlab.data.sets import FaceSet
+from affectlab.models.poster import ABLATION_ROWS, VICHead, vich_loss
+from affectlab.pipelines import poster_var as pv
+from affectlab.train import TensorData, model_outputs, task_loss
+
+from fixtures_faces import ferplus_rows, install_manifests, make_ferplus_png, make_rafdb
+
+TINY = dict(poster_width=0.125, poster_depth=0.1, train_size=None, test_size=None, batch_size=8,
+            landmark_batch_size=24, timing_repeats=2, timing_warmup=0, n_bootstrap=50, mc_samples=8,
+            gradcam_classes=("happiness", "neutral"), distribution_images=2)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def _faces(labels: list[int], soft: torch.Tensor | None = None, num_classes: int = 8) -> FaceSet:
+    n = len(labels)
+    names = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt")[:num_classes]
+    return FaceSet(images=torch.zeros(n, 1, 4, 4, dtype=torch.uint8), labels=torch.tensor(labels), class_names=names,
+                   name="toy", split="train", source="generated: toy", soft_labels=soft,
+                   meta={"file_names": [f"img{i}.png" for i in range(n)]})
+
+
+# ---- configuration ---------------------------------------------------------------------------
+
+
+def test_profiles_state_their_sizes_and_bad_values_name_the_field() -> None:
+    quick, paper = pv.chapter_config("quick"), pv.chapter_config("paper")
+    assert (quick.poster_width, quick.poster_depth) == (0.25, 0.25)  # PosterConfig.reduced()
+    assert quick.poster_config(8) == pv.PosterConfig.poster_var(num_classes=8).reduced()
+    assert (paper.epochs, paper.batch_size, paper.lr, paper.weight_decay, paper.gamma) == (200, 48, 3e-5, 1e-4, 0.98)
+    assert paper.optimizer == "sam" and paper.sam_rho == 0.05 and paper.n_seeds == 3
+    assert paper.train_size is None and paper.test_size is None
+    with pytest.raises(ConfigError, match="ChapterConfig.optimizer"):
+        pv.chapter_config("quick", optimizer="sgd")
+    with pytest.raises(ConfigError, match="ChapterConfig.landmark_identities"):
+        pv.chapter_config("quick", landmark_identities=2)
+    with pytest.raises(ConfigError, match="gradcam_classes"):
+        pv.chapter_config("quick", gradcam_classes=("joy",))
+    with pytest.raises(ConfigError, match="unknown field"):
+        pv.chapter_config("quick", epoch=3)
+    with pytest.raises(ConfigError, match="PROFILE"):
+        pv.chapter_config("fast")
+
+
+def test_rows_train_with_plain_cross_entropy_on_the_votes() -> None:
+    """The trainer's soft-target loss is vich_loss without KL (the public code), on the VICH sample."""
+    train = pv.row_train_config(pv.chapter_config("paper"), seed=1, soft=True)
+    assert (train.target, train.schedule, train.optimizer, train.grad_clip, train.seed) == ("soft", "exponential", "sam", None, 1)
+    assert pv.row_train_config(pv.chapter_config("quick"), seed=0, soft=False).target == "hard"
+    logits = torch.randn(5, 8, generator=torch.Generator().manual_seed(0))
+    votes = torch.softmax(torch.randn(5, 8, generator=torch.Generator().manual_seed(1)), dim=1)
+    outputs = model_outputs({"logits": logits, "mu": logits, "logvar": torch.zeros_like(logits)}, "classification")
+    assert torch.allclose(task_loss(outputs, {"soft": votes}, train), vich_loss(outputs, votes, kl_weight=0.0))
+    assert not torch.allclose(task_loss(outputs, {"soft": votes}, train), vich_loss(outputs, votes, kl_weight=1.0))
+
+
+# ---- landmark branch -------------------------------------------------------------------------
+
+
+def test_landmark_targets_are_the_generated_landmarks_as_image_fractions() -> None:
+    faces = generate_faces(n_identities=1, class_names=("neutral", "happiness"), intensities=(1.0,), size=48, seed=3)
+    targets = pv.landmark_targets(faces)
+    lm = faces.meta["landmarks"]
+    assert targets.shape == (2, 136) and targets.dtype == torch.float32
+    assert torch.allclose(targets[:, 0::2] * 48, torch.from_numpy(lm[..., 0]), atol=1e-4)
+    assert torch.allclose(targets[:, 1::2] * 48, torch.from_numpy(lm[..., 1]), atol=1e-4)
+    assert float(targets.min()) > -0.1 and float(targets.max()) < 1.1  # the chin may leave the 48-px crop a little
+    assert float(((targets > 0) & (targets < 1)).float().mean()) > 0.95
+    # iBUG 37 (outer corner of the subject's right eye) is left of iBUG 46 in the image
+    assert bool((targets[:, 2 * 36] < targets[:, 2 * 45]).all())
+    # a face rendered at 112 px has the same landmarks as fractions of the image
+    big = generate_faces(n_identities=1, class_names=("neutral", "happiness"), intensities=(1.0,), size=112, seed=3)
+    assert torch.allclose(pv.landmark_targets(big), targets, atol=2e-3)
+    with pytest.raises(ValueError, match="meta\\['landmarks'\\]"):
+        pv.landmark_targets(dataclasses.replace(faces, meta={}))
+
+
+def test_nme_is_point_error_over_outer_eye_distance() -> None:
+    true = np.random.default_rng(0).uniform(0, 1, (3, 68, 2))
+    ocular = np.linalg.norm(true[:, 36] - true[:, 45], axis=1)
+    shift = np.zeros_like(true)
+    shift[..., 0] = 0.1 * ocular[:, None]
+    assert np.allclose(pv.normalised_mean_error(true, true), 0.0)
+    assert np.allclose(pv.normalised_mean_error(true + shift, true), 0.1)
+    assert np.allclose(pv.normalised_mean_error((true + shift).reshape(3, 136), true), 0.1)
+    with pytest.raises(ValueError, match="\\(N, 68, 2\\)"):
+        pv.normalised_mean_error(true[:, :5], true[:, :5])
+
+
+# ---- data preparation ------------------------------------------------------------------------
+
+
+def test_stratified_subset_keeps_class_proportions_and_is_deterministic() -> None:
+    faces = _faces([0] * 60 + [1] * 30 + [2] * 10)
+    part = pv.stratified_subset(faces, 10, seed=4)
+    assert torch.bincount(part.labels).tolist() == [6, 3, 1]
+    assert part.meta["file_names"] == pv.stratified_subset(faces, 10, seed=4).meta["file_names"]
+    assert part.meta["file_names"] != pv.stratified_subset(faces, 10, seed=5).meta["file_names"]
+    assert pv.stratified_subset(faces, None, seed=0) is faces and pv.stratified_subset(faces, 500, 0) is faces
+
+
+def test_classes_absent_from_training_are_dropped_and_votes_renormalised() -> None:
+    soft = torch.zeros(5, 8)
+    soft[0, 0], soft[1, 1], soft[2, 1], soft[2, 7], soft[3, 7], soft[4, 1] = 1.0, 1.0, 0.5, 0.5, 1.0, 1.0
+    train = _faces([0, 1, 1], soft[:3])
+    test = _faces([7, 1], soft[3:])
+    new_train, new_test = pv.keep_present_classes(train, test)
+    assert new_train.class_names == ("neutral", "happiness") and new_test.class_names == ("neutral", "happiness")
+    assert new_test.labels.tolist() == [-1, 1]  # contempt is not a class of this run
+    assert torch.allclose(new_train.soft_labels[2], torch.tensor([0.0, 1.0]))  # half a contempt vote dropped
+    assert torch.equal(new_test.soft_labels[0], torch.zeros(2))  # only contempt votes: nothing left
+    prepared = pv.prepare_splits("toy", train, None, test, pv.chapter_config("smoke", train_size=None, test_size=None))
+    assert prepared.test.labels.tolist() == [1] and prepared.test.meta["file_names"] == ["img1.png"]
+    assert prepared.class_names == ("neutral", "happiness") and prepared.soft
+    unchanged = _faces([0, 1, 2, 3, 4, 5, 6, 7])
+    assert pv.keep_present_classes(unchanged)[0] is unchanged
+
+
+def test_labelled_rows_need_a_label_and_votes() -> None:
+    soft = torch.tensor([[1.0, 0.0], [0.0, 0.0], [0.5, 0.5]])
+    faces = _faces([0, 1, -1], soft, num_classes=2)
+    assert pv.labelled(faces, soft=True).meta["file_names"] == ["img0.png"]
+    assert pv.labelled(faces, soft=False).meta["file_names"] == ["img0.png", "img1.png"]
+    with pytest.raises(ValueError, match="no soft labels"):
+        pv.labelled(_faces([0, 1]), soft=True)
+
+
+def test_extra_datasets_join_when_the_data_root_has_them(tmp_path, monkeypatch) -> None:
+    ferplus, rafdb = make_ferplus_png(tmp_path), make_rafdb(tmp_path, n_train=8, n_test=4)
+    install_manifests(monkeypatch, tmp_path, {"ferplus": ferplus, "rafdb": rafdb})
+    run = resolve_run("smoke", str(tmp_path), 0, "cpu")
+    data = pv.load_chapter_data(pv.chapter_config("smoke", **TINY), run)
+    assert list(data.datasets) == ["ferplus", "rafdb"]
+    assert data["rafdb"].soft is False and "contempt" not in data["rafdb"].class_names
+    assert set(data.summary()["dataset"]) == {"FERPlus", "RAF-DB"}
+    only_ferplus = pv.load_chapter_data(pv.chapter_config("smoke", extra_datasets=()), run)
+    assert list(only_ferplus.datasets) == ["ferplus"]
+    with pytest.raises(KeyError, match="affectnet"):
+        data["affectnet"]
+
+
+# ---- the ablation runner, end to end on a tiny FERPlus copy ----------------------------------
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("poster_var_data")
+    rows = ferplus_rows((24, 6, 12))
+    with pytest.MonkeyPatch.context() as patch:
+        install_manifests(patch, root, {"ferplus": make_ferplus_png(root, rows)})
+        run = resolve_run("smoke", str(root), 0, "cpu")
+        cfg = pv.chapter_config("smoke", **TINY)
+        data = pv.load_chapter_data(cfg, run)
+        landmarks = pv.pretrain_landmark_branch(cfg, run)
+        result = pv.run_table_3(data, landmarks, cfg, run)
+        again = pv.run_table_3(data, landmarks, cfg, run)
+        yield {"run": run, "cfg": cfg, "data": data, "landmarks": landmarks, "result": result, "again": again}
+
+
+def test_landmark_branch_is_pretrained_and_frozen_in_every_row(trained) -> None:
+    landmarks, result = trained["landmarks"], trained["result"]
+    table = landmarks.table(n_bootstrap=20)
+    assert list(table.index) == ["MobileFaceNet (pretrained here)", "mean training shape"]
+    assert len(landmarks.predicted) == len(landmarks.faces["test"]) and np.isfinite(landmarks.predicted).all()
+    for r in result.runs:
+        assert r.model.landmark_branch_frozen
+        for name, value in r.model.landmark_branch.state_dict().items():
+            assert torch.equal(value, landmarks.model.state_dict()[name]), name
+
+
+def test_ablation_runner_gives_one_row_per_config_and_reloads(trained) -> None:
+    result, again, data = trained["result"], trained["again"], trained["data"]
+    classes = data["ferplus"].class_names
+    assert classes == ("neutral", "happiness", "contempt")  # the fixture's labelled classes, compacted
+    assert [(r.dataset, r.row, r.seed) for r in result.runs] == [("ferplus", row, 0) for row in ABLATION_ROWS]
+    assert [r.vich for r in result.runs] == [True, True, False, False]
+    for r in result.runs:
+        assert r.logits.shape == (len(data["ferplus"].test), len(classes)) and r.inference_ms > 0
+        assert r.inference_ms == pytest.approx(float(np.median(r.inference_samples_ms)))
+        assert not r.fit.loaded_from_cache and len(r.fit.history) == 1
+    for first, second in zip(result.runs, again.runs):
+        assert second.fit.loaded_from_cache and second.fit.run_dir == first.fit.run_dir
+        assert torch.equal(first.logits, second.logits)
+        assert list(first.fit.run_dir.glob("predictions-*.pt"))
+    table = pv.table_3_frame(result)
+    assert list(table.index) == [pv.ROW_LABELS[r] for r in ABLATION_ROWS]
+    ours = [c for c in table.columns if c[0].startswith("this run: FERPlus")]
+    assert [c[1] for c in ours] == ["accuracy (%)", "95% CI", "CI over"]
+    paper = table[("paper, Table 3 (RTX 3090, full size, pretrained backbones)", "FER+ (%)")]
+    assert paper.tolist() == [91.89, 91.85, 91.69, 91.62]
+    accuracy = table[ours[0]].tolist()
+    assert accuracy == [round(100 * r.accuracy, 2) for r in result.runs]
+    assert len(pv.per_seed_frame(result)) == 4
+    with pytest.raises(ValueError, match="unknown ablation row"):
+        pv.run_ablation(data["ferplus"], trained["landmarks"], trained["cfg"], trained["run"], rows=("nope",))
+
+
+def test_paired_differences_and_per_class_tables(trained) -> None:
+    result = trained["result"]
+    diffs = pv.ablation_differences(result)
+    assert len(diffs) == 3 and diffs["paper (pp)"].tolist() == [0.04, 0.2, 0.27]
+    full, base = result.get("ferplus", "full"), result.get("ferplus", "baseline")
+    expected = 100 * (full.accuracy - base.accuracy)
+    assert diffs.iloc[2]["difference (pp)"] == pytest.approx(expected, abs=0.01)
+    table4 = pv.table_4_frame(result)
+    scores = metrics.per_class_precision_recall(full.labels.numpy(), full.predicted, labels=[0, 1, 2])
+    assert list(table4.columns) == list(result.data["ferplus"].class_names)
+    assert table4.loc["Recall (%)"].tolist() == [round(100 * v, 2) for v in scores["recall"]]
+    assert table4.loc["Testing samples"].sum() == len(full.labels)
+    assert all(isinstance(v, int) for v in table4.loc["Training samples"])
+    assert isinstance(pv.confusion_figure(result), Figure)
+    assert list(pv.paper_table_4_frame().columns)[0] == "surprise"
+
+
+def test_expression_distributions_use_mu_and_sigma_of_the_vich_head(trained) -> None:
+    result = trained["result"]
+    full = result.get("ferplus", "full")
+    mu, sigma = full.distribution()
+    assert torch.allclose(mu, full.logits, atol=1e-5)  # evaluation logits are mu (Eq. 5 at test time)
+    assert bool((sigma > 0).all())
+    with pytest.raises(ValueError, match="linear head"):
+        result.get("ferplus", "baseline").distribution()
+    rows = pv.distribution_image_rows(result, n=2)
+    assert len(rows) == 2 and len(set(rows)) == 2
+    fig = pv.expression_distribution_figure(result, rows=rows)
+    assert len([ax for ax in fig.axes if ax.get_title()]) == 2
+    assert "fer0" in fig.axes[0].get_title()  # named by file, no face shown
+
+
+def test_calibration_comparison_wiring(trained) -> None:
+    result, cfg = trained["result"], trained["cfg"]
+    calibration = pv.calibration_comparison(result)
+    keys = list(calibration.probabilities)
+    mc = f"Monte-Carlo mean of {cfg.mc_samples} samples"
+    assert keys == [("full", "mu only (deployed)"), ("full", mc), ("w/o layer emb.", "mu only (deployed)"),
+                    ("w/o layer emb.", mc), ("w/o VI", "linear head"), ("baseline", "linear head")]
+    full, base = result.get("ferplus", "full"), result.get("ferplus", "baseline")
+    assert np.allclose(calibration.probabilities[("full", "mu only (deployed)")], torch.softmax(full.logits.double(), 1).numpy())
+    with torch.random.fork_rng(), torch.no_grad():
+        torch.manual_seed(full.seed)
+        samples = full.model.head.sample_logits(full.features, cfg.mc_samples)
+    assert np.allclose(calibration.probabilities[("full", mc)], torch.softmax(samples.double(), -1).mean(0).numpy())
+    table = calibration.table()
+    base_probs = torch.softmax(base.logits.double(), 1).numpy()
+    row = table.loc[(pv.ROW_LABELS["baseline"], "linear head")]
+    assert row["ECE (15 bins)"] == pytest.approx(metrics.expected_calibration_error(base_probs, base.labels.numpy()), abs=1e-4)
+    assert row["NLL (nats)"] == pytest.approx(metrics.negative_log_likelihood(base_probs, base.labels.numpy()), abs=1e-4)
+    assert calibration.main_keys() == [("full", "mu only (deployed)"), ("full", mc), ("baseline", "linear head")]
+    assert all(isinstance(f, Figure) for f in calibration.diagrams())
+    assert list(pv.sigma_summary(result).index) == [pv.ROW_LABELS["full"], pv.ROW_LABELS["w/o layer emb."]]
+    statements = pv.findings(result, calibration, landmarks=trained["landmarks"])
+    assert any("ECE" in s for s in statements) and any("pp" in s for s in statements)
+    assert statements[0].startswith("Landmark branch: NME")
+    deviations = pv.deviations_frame(cfg, trained["run"], trained["data"])
+    assert "no KL term" in deviations.loc["loss", "this run"]
+
+
+def test_gradcam_on_generated_faces(trained) -> None:
+    gradcam = pv.gradcam_on_generated_faces(trained["result"], trained["landmarks"], trained["run"])
+    assert gradcam.classes == ("happiness", "neutral")
+    for cam in gradcam.cams.values():
+        assert cam.shape == (2, 112, 112) and cam.min() >= 0 and cam.max() <= 1
+    assert gradcam.landmarks_true.shape == (2, 68, 2) and gradcam.images.shape == (2, 112, 112)
+    assert list(gradcam.spread_table().index) == [pv.ROW_LABELS["full"], pv.ROW_LABELS["baseline"]]
+    assert isinstance(gradcam.figure(), Figure)
+
+
+# ---- small pieces ----------------------------------------------------------------------------
+
+
+def test_monte_carlo_probabilities_are_seeded_and_leave_the_global_rng_alone() -> None:
+    head = VICHead(4, 3)
+    features = torch.randn(5, 4, generator=torch.Generator().manual_seed(0))
+    state = torch.get_rng_state()
+    first = pv.monte_carlo_probabilities(head, features, 32, seed=7)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert np.allclose(first, pv.monte_carlo_probabilities(head, features, 32, seed=7))
+    assert np.allclose(first.sum(1), 1.0)
+    with torch.no_grad():
+        head.fc_logvar.weight.zero_()
+        head.fc_logvar.bias.fill_(-40.0)  # sigma ~ 2e-9: sampling changes nothing
+    mu = head.distribution(features)[0].detach()
+    assert np.allclose(pv.monte_carlo_probabilities(head, features, 4, seed=0), torch.softmax(mu.double(), 1).numpy())
+    with pytest.raises(TypeError, match="VICHead"):
+        pv.monte_carlo_probabilities(torch.nn.Linear(4, 3), features, 4, seed=0)  # type: ignore[arg-type]
+
+
+class _CountingModel(torch.nn.Module):
+    def __init__(self, log: list, name: str) -> None:
+        super().__init__()
+        self.log, self.name = log, name
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.log.append((self.name, self.training))
+        return x.mean()
+
+
+def test_inference_timing_interleaves_models_and_restores_their_mode() -> None:
+    log: list = []
+    a, b = _CountingModel(log, "a"), _CountingModel(log, "b")
+    a.train()
+    b.eval()
+    times = pv.measure_inference_times([a, b], torch.device("cpu"), repeats=3, warmup=1)
+    assert len(times) == 2 and all(t.shape == (3,) and ((0 < t) & (t < 5000)).all() for t in times)
+    assert [name for name, _ in log] == ["a", "b", "a", "b", "b", "a", "a", "b"]  # warm-up, then rotating rounds
+    assert not any(training for _, training in log) and a.training and not b.training
+    assert 0 < pv.time_inference(torch.nn.Conv2d(3, 2, 3), torch.device("cpu"), repeats=2, warmup=0) < 5000
+    with pytest.raises(ValueError, match="repeats"):
+        pv.time_inference(a, torch.device("cpu"), repeats=0)
+
+
+def test_face_tensor_data_feeds_112_px_three_channel_normalised_images() -> None:
+    soft = torch.softmax(torch.randn(4, 8), 1)
+    faces = dataclasses.replace(_faces([0, 1, 2, 3], soft), images=torch.full((4, 1, 48, 48), 255, dtype=torch.uint8))
+    data = pv.face_tensor_data(faces, pv.chapter_config("smoke"), train=False, soft=True)
+    assert isinstance(data, TensorData) and data.augment is None and data.soft is not None
+    batch = next(data.batches("cpu"))
+    assert batch["x"].shape == (4, 3, 112, 112)
+    expected = (1.0 - torch.tensor(pv.IMAGENET_MEAN)) / torch.tensor(pv.IMAGENET_STD)
+    assert torch.allclose(batch["x"][0, :, 50, 50], expected, atol=1e-5)
+    assert pv.face_tensor_data(faces, pv.chapter_config("smoke"), train=True, soft=True).augment is not None

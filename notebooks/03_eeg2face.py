@@ -194,8 +194,8 @@ eeg2face.error_map_figure(maps, data.latent.face_model,
 
 # %%
 sweep = eeg2face.run_coupling_sweep(cfg, run, background, face_model=data.latent.face_model)
-eeg2face.coupling_sweep_figure(sweep, f"{eeg2face.ENCODER_LABELS['eeg2face']} vs planted coupling: "
-                                      f"EAV-like set, seed {run.seed}")
+eeg2face.coupling_sweep_figure(sweep, f"{eeg2face.ENCODER_LABELS['eeg2face']} vs planted coupling: EAV-like set, "
+                                      f"{background.source.split(':')[0]}, seed {run.seed}")
 
 # %%
 eeg2face.sweep_frame(sweep, "LVE")
@@ -218,9 +218,12 @@ for sentence in eeg2face.findings(table, sweep):
 # - The per-emotion mean face is what emotion recognition alone can buy; the mean face is what a
 #   decoder that learned nothing produces. A useful content decoder must beat the first on the mouth
 #   (LVE, MCE), where the planted EMG carries the talking jaw.
-# - The sweep is the control the thesis lacks: if the errors at coupling 0 match the mean face (or the
-#   per-emotion mean face), the decoder is reading the planted EMG, not inventing faces; if they fall
-#   well below it, something other than the face-locked signal (a leak) is being used.
+# - The sweep is the control the thesis lacks. At coupling 0 the EEG still tells the emotion (the
+#   planted rhythms; and the generator's EMG surrogate comes from a trial whose emotion is tied to this
+#   trial's, see the deviations), but nothing about the frame: the errors there should lie between the
+#   mean face and the per-emotion mean face. Errors below the per-emotion mean face at coupling 0 would
+#   mean frame-level content leaks through something other than the planted EMG; errors that fall as
+#   the coupling rises show the decoder reading the EMG.
 # - EAV's real EEG has EMG whose coupling to the video is unknown, and EMOCA's codes are not exact;
 #   the thesis's absolute numbers cannot be checked here, only whether the method can recover a face
 #   from EMG-contaminated EEG and how its errors scale with the EMG it is given.
@@ -231,12 +234,17 @@ for sentence in eeg2face.findings(table, sweep):
 #   semi-synthetic set above. Its EEG background is one real recording (EEGLAB tutorial data, a visual
 #   attention task, one person); "subjects" differ in face identity, expressivity and trajectories,
 #   not in their EEG. Emotion effects in the EEG and the EMG are planted (see
-#   `affectlab.data.generate.paired` and `affectlab.data.generate.eeg`).
+#   `affectlab.data.generate.paired` and `affectlab.data.generate.eeg`). The "unrelated" EMG surrogate
+#   of trial i is the face of trial i + k (one fixed shift k per set), so its emotion is mostly a fixed
+#   function of trial i's: at coupling 0 the EMG carries no frame-level content but still carries
+#   emotion.
 # - **Vision latent.** FLAME + EMOCA are replaced by ICT-FaceKit (MIT) with exact codes: 50 PCA
 #   components of its 53 blendshapes + a 3-parameter jaw mapped onto its jaw blendshapes (FLAME's
 #   jaw is a rotation). Shape and global pose are fixed at zero, as in the thesis.
-# - **Samples.** One sample per face frame with a 1.5 s EEG window centred on it; the thesis pairs
-#   each frame with its 10 EEG samples but does not state the encoder's input window.
+# - **Samples.** One sample per face frame with an EEG window of `cfg.window_seconds` (1 s) centred on
+#   it, every `cfg.frame_step`-th frame; the thesis pairs each frame with its 10 EEG samples but does
+#   not state the encoder's input window. With 100 samples braindecode's ShallowFBCSPNet and
+#   EEGConformer pool their temporal features to a single step.
 # - **Split.** Each subject's trials are split 6:2 per emotion and one model is trained on all
 #   subjects' training trials (the thesis says "subject-dependent" without saying whether one model
 #   per subject was trained).

@@ -176,6 +176,17 @@ NEUROGAZE_CHAPTER = "01_neurogaze_distill"
 _CODES_VERSION = 2
 
 
+def _import_quietly(module: str) -> None:
+    """Import ``module`` (captum.attr, umap) with tqdm's "IProgress not found" notebook warning
+    silenced: both import ``tqdm.auto``, and the book shows no progress widgets."""
+    import importlib
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        importlib.import_module(module)
+
+
 # ----------------------------------------------------------------------------------------------
 # configuration
 # ----------------------------------------------------------------------------------------------
@@ -285,10 +296,10 @@ def chapter_config(profile: str, **overrides: Any) -> ChapterConfig:
       set, small generated sets, PCA instead of UMAP for the scatter plots: proves every cell runs
       in under 2 minutes.
     - quick: this shared 2-core CPU, <= 20 minutes with FER2013 under the data root. The Sharma
-      CNN trains at about 8-25 images/s here and runs inference at 15-60 (its 5x5, 64->64
-      convolution at 48x48 px costs 0.24 GMAC per face), so NN1 and NN2 see 200 faces per class
+      CNN trains at about 6-25 images/s here and runs inference at 15-60 (its 5x5, 64->64
+      convolution at 48x48 px costs 0.24 GMAC per face), so NN1 and NN2 see 150 faces per class
       for 2 epochs in batches of 32 (their accuracies are far below the paper's, said in the
-      chapter), Table 1 uses 600 PrivateTest faces and the DISFA-like sequences every 2nd frame.
+      chapter), Table 1 uses 500 PrivateTest faces and the DISFA-like sequences every 3rd frame.
     - paper: all of FER2013, 60 epochs, a 70-identity KDEF-like and a 12-identity DISFA-like set:
       for a GPU.
     """
@@ -299,9 +310,9 @@ def chapter_config(profile: str, **overrides: Any) -> ChapterConfig:
                       probe_subjects=3, generated_kdef_identities=3, generated_disfa=(3, 8.0, 2.0),
                       bootstrap_resamples=100, n_axis_faces=5, gradcam_faces_per_class=2, reduce_pcs=20,
                       embedding="pca"),
-        "quick": dict(train_per_class=200, val_size=160, test_size=600, epochs=2, batch_size=32,
+        "quick": dict(train_per_class=150, val_size=120, test_size=500, epochs=2, batch_size=32,
                       batchnorm_recalibration=384, probe_subjects=None,
-                      generated_kdef_identities=None, generated_disfa=None, sequence_frame_step=2),
+                      generated_kdef_identities=None, generated_disfa=None, sequence_frame_step=3),
         "paper": dict(train_per_class=None, val_size=None, test_size=None, epochs=60, probe_subjects=None,
                       generated_kdef_identities=70, generated_disfa=(12, 120.0, 2.0), batch_size=32,
                       gradcam_faces_per_class=35, faces_per_subject_expression=None),
@@ -1099,17 +1110,6 @@ def study4_penultimate(net: ProbedNetwork, codes: LayerCodes, probe: ProbeSet) -
 # ----------------------------------------------------------------------------------------------
 
 
-def _import_quietly(module: str) -> None:
-    """Import ``module`` (captum.attr, umap) with tqdm's "IProgress not found" notebook warning
-    silenced: both import ``tqdm.auto``, and the book shows no progress widgets."""
-    import importlib
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        importlib.import_module(module)
-
-
 def _require_generated(probe: ProbeSet) -> None:
     if not probe.generated:
         raise ValueError(f"{probe.title}: images of research datasets are never shown; use generated faces")
@@ -1162,7 +1162,8 @@ def gradcam_region_table(net: ProbedNetwork, probe: ProbeSet, cfg: ChapterConfig
                          categories: Sequence[str] = ("happiness", "anger", "surprise", "sadness")) -> pd.DataFrame:
     """Where each Grad-CAM layer looks, measured on generated faces (landmarks are known): the mean
     share of the map's mass inside the brows-and-eyes box and the mouth box, per expression, beside
-    the share of the image those boxes cover (what a uniform map would give). The paper reports
+    the share of the image those boxes cover (what a uniform map would give) and their ratio,
+    the enrichment (1 = no preference, 2 = twice the uniform share). The paper reports
     this qualitatively (Fig. 2e-f: the last block focuses on lips for a smile, brows for a frown)."""
     _require_generated(probe)
     if "landmarks" not in probe.faces.meta:
@@ -1191,6 +1192,7 @@ def gradcam_region_table(net: ProbedNetwork, probe: ProbeSet, cfg: ChapterConfig
                          for i in faces]
                 row[f"{region}: share of Grad-CAM (%)"] = 100 * float(np.mean(share))
                 row[f"{region}: share of image (%)"] = 100 * float(np.mean([masks[i][region].mean() for i in faces]))
+                row[f"{region}: enrichment"] = row[f"{region}: share of Grad-CAM (%)"] / row[f"{region}: share of image (%)"]
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -1252,16 +1254,18 @@ def axis_va_correlation(xy: np.ndarray, probe: ProbeSet, names: tuple[str, str] 
 def va_emergence_table(profiles: Mapping[str, pd.DataFrame], roles: Mapping[str, Mapping[str, str]],
                        column: str = "V/A R2 (CV by subject)") -> pd.DataFrame:
     """How early V/A become readable in each network: ``column`` (default cross-validated V/A R^2
-    from 10 PCs) at the four role layers, its maximum, and the relative depth (0 = first probed
-    layer, 1 = output) of the first layer reaching half of that maximum."""
+    from 10 PCs) at the four role layers (named in "role layers"), its maximum over all probed
+    layers, and the relative depth (0 = first probed layer, 1 = output) of the first layer reaching
+    half of that maximum."""
     rows = []
     for name, table in profiles.items():
         values = table[column].to_numpy(float)
         depth = table["depth"].to_numpy(float) / max(table["depth"].max(), 1)
         best = np.nanmax(values) if np.isfinite(values).any() else np.nan
         reached = np.flatnonzero(values >= 0.5 * best) if best > 0 else np.array([], dtype=int)
-        row = {"network": name, **{f"{role} ({roles[name][role]})": table.loc[roles[name][role], column] for role in ROLES}}
-        row.update({"max": best, "half-max reached at depth": float(depth[reached[0]]) if len(reached) else np.nan})
+        row = {"network": name, **{role: table.loc[roles[name][role], column] for role in ROLES}}
+        row.update({"max": best, "half-max reached at depth": float(depth[reached[0]]) if len(reached) else np.nan,
+                    "role layers": ", ".join(roles[name][role] for role in ROLES)})
         rows.append(row)
     return pd.DataFrame(rows).set_index("network")
 

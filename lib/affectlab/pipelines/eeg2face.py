@@ -34,7 +34,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import warnings
-from fractions import Fraction
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -45,7 +44,7 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from affectlab import metrics
-from affectlab.config import ConfigError, RunConfig, check_profile, config_hash, default_cache_dir
+from affectlab.config import ConfigError, RunConfig, check_profile, config_hash
 from affectlab.facemodel import FaceModel
 from affectlab.losses import info_nce_loss, vertex_loss
 from affectlab.models.eeg2face import (
@@ -58,7 +57,7 @@ from affectlab.models.eeg2face import (
     EEGContentEncoder,
     EEGEmotionEncoder,
 )
-from affectlab.models.eeg_baselines import ENCODER_NAMES, PAPER_REFERENCES, build_content_encoder
+from affectlab.models.eeg_baselines import ENCODER_NAMES, build_content_encoder
 from affectlab.train import FitResult, TensorData, TrainConfig, fit
 
 CHAPTER = "03_eeg2face"
@@ -171,21 +170,23 @@ def chapter_config(profile: str, **overrides: Any) -> ChapterConfig:
     """The chapter's sizes for ``profile``; ``overrides`` replace single fields (for tests).
 
     - smoke: one subject, 8 s trials, one short epoch per model: proves every cell runs.
-    - quick: 3 subjects x 5 emotions x 4 trials of 20 s on this 2-core CPU, all five encoders,
-      four coupling levels; budgeted to finish in about 15 minutes (see the chapter's timing).
-    - paper: the thesis's sizes (20 subjects, 20 trials per emotion, 400 / 300 epochs): for a GPU.
+    - quick: 4 subjects x 5 emotions x 8 trials of 20 s (every 8th frame: 3,840 samples) on a 2-core
+      CPU, all five encoders, 6 epochs per encoder, four coupling levels; about 1,100 CPU-seconds
+      of work (measured per model), i.e. 12-15 minutes on two idle cores.
+    - paper: the thesis's sizes (20 subjects, 20 trials per emotion, 400 / 300 epochs): for a GPU
+      (every 2nd frame: ~190k windows, ~2.3 GB of float32 EEG in memory).
     """
     profile = check_profile(profile)
     table = {
-        "smoke": dict(n_subjects=1, trials_per_emotion=4, trial_seconds=8.0, window_seconds=1.5, frame_step=5,
+        "smoke": dict(n_subjects=1, trials_per_emotion=4, trial_seconds=8.0, window_seconds=1.0, frame_step=5,
                       segment_seconds=4.0, frame_size=48, coupling=1.0, sweep_couplings=(1.0, 0.0),
-                      encoders=ENCODER_NAMES, stage1_epochs=1, emotion_epochs=1, stage2_epochs=2, sweep_epochs=1,
-                      steps_per_epoch=2, n_bootstrap=100),
-        "quick": dict(n_subjects=3, trials_per_emotion=4, trial_seconds=20.0, window_seconds=1.5, frame_step=3,
+                      encoders=ENCODER_NAMES, stage1_epochs=1, emotion_epochs=1, stage2_epochs=1, sweep_epochs=1,
+                      steps_per_epoch=1, n_bootstrap=100),
+        "quick": dict(n_subjects=4, trials_per_emotion=8, trial_seconds=20.0, window_seconds=1.0, frame_step=8,
                       segment_seconds=5.0, frame_size=64, coupling=1.0, sweep_couplings=(1.0, 0.5, 0.25, 0.0),
-                      encoders=ENCODER_NAMES, stage1_epochs=8, emotion_epochs=8, stage2_epochs=30,
-                      sweep_epochs=8, n_bootstrap=1000),
-        "paper": dict(n_subjects=20, trials_per_emotion=20, trial_seconds=20.0, window_seconds=1.5, frame_step=1,
+                      encoders=ENCODER_NAMES, stage1_epochs=6, emotion_epochs=6, stage2_epochs=10,
+                      sweep_epochs=6, n_bootstrap=1000),
+        "paper": dict(n_subjects=20, trials_per_emotion=20, trial_seconds=20.0, window_seconds=1.0, frame_step=2,
                       segment_seconds=5.0, frame_size=96, coupling=1.0,
                       sweep_couplings=(2.0, 1.0, 0.5, 0.25, 0.125, 0.0), encoders=ENCODER_NAMES,
                       stage1_epochs=400, emotion_epochs=400, stage2_epochs=300, sweep_epochs=100, n_bootstrap=2000),
@@ -487,8 +488,8 @@ def build_chapter_data(cfg: ChapterConfig, run: RunConfig, background: Backgroun
     frames_per_segment = int(round(cfg.segment_seconds * FPS))
     n_segments = math.ceil(n_frames / frames_per_segment)
     emg_snr_db = 20.0 * math.log10(coupling) if coupling > 0 else -math.inf
-    description = {"cfg": {k: v for k, v in dataclasses.asdict(cfg).items()
-                           if k in ("n_subjects", "trials_per_emotion", "trial_seconds", "window_seconds", "frame_step")},
+    data_fields = ("n_subjects", "trials_per_emotion", "trial_seconds", "window_seconds", "frame_step")
+    description = {"cfg": {k: getattr(cfg, k) for k in data_fields},
                    "coupling": coupling, "seed": run.seed, "background": background.fingerprint,
                    "face_model": face_model.source_sha256}
     source = (f"{background.source}; generated: EMG and emotion rhythms (affectlab.data.generate.eeg.simulate_eeg), "
@@ -575,7 +576,10 @@ class ContrastiveStage(nn.Module):
         return {"pred": projection.detach(), "projection": projection}
 
 
-def info_nce_term(temperature: float = 1.0) -> Callable[[Mapping[str, torch.Tensor], Mapping[str, torch.Tensor], int], torch.Tensor]:
+LossTerm = Callable[[Mapping[str, torch.Tensor], Mapping[str, torch.Tensor], int], torch.Tensor]
+
+
+def info_nce_term(temperature: float = 1.0) -> LossTerm:
     """``L_Info`` as a trainer term: one-sided InfoNCE of the projections against the batch's ``z_v``."""
 
     def term(outputs: Mapping[str, torch.Tensor], batch: Mapping[str, torch.Tensor], epoch: int) -> torch.Tensor:
@@ -641,7 +645,7 @@ def stage2_loss(z_hat: torch.Tensor, z_v: torch.Tensor, latent: VisionLatent,
     return parts
 
 
-def stage2_terms(latent: VisionLatent, weights: tuple[float, float] = LOSS_WEIGHTS) -> dict[str, Callable[..., torch.Tensor]]:
+def stage2_terms(latent: VisionLatent, weights: tuple[float, float] = LOSS_WEIGHTS) -> dict[str, LossTerm]:
     """The two weighted parts of :func:`stage2_loss` as trainer terms ``term(outputs, batch, epoch)``."""
     return {
         "mse_zv": lambda outputs, batch, epoch: weights[0] * stage2_mse(outputs["z_v_hat"], batch["y"]),
@@ -793,7 +797,8 @@ def emotion_accuracy(logits: torch.Tensor, labels: torch.Tensor, n_bootstrap: in
             "majority_rate": majority, "windows": float(len(y))}
 
 
-def predict_test_latents(model: EEG2Face, features: Mapping[str, torch.Tensor], data: ChapterData) -> dict[str, torch.Tensor]:
+def predict_test_latents(model: EEG2Face, features: Mapping[str, torch.Tensor],
+                         data: ChapterData) -> dict[str, torch.Tensor]:
     """The thesis's first two inference modes (Sec. 3.0.9) on the test samples:
     ``content_only`` = ``f(z_r)`` and ``emotion_enhanced`` = ``f(z_r + g(z_bar))``."""
     z_r, code = features["z_r"][data.test], features["code"][data.test]
@@ -846,8 +851,8 @@ def run_pipeline(encoder_name: str, data: ChapterData, cfg: ChapterConfig, run: 
     per_segment = {mode: segment_vertex_errors(z, data, data.test) for mode, z in latents.items()}
     rows = [{"method": ENCODER_LABELS[encoder_name], "encoder": encoder_name, "mode": mode,
              **summarise_errors(table, cfg.n_bootstrap, run.seed)} for mode, table in per_segment.items()]
-    return PipelineResult(encoder_name, model, features, {"E_e": emotion_fit, "content": content_fit, "heads": heads_fit},
-                          per_segment, rows, latents)
+    fits = {"E_e": emotion_fit, "content": content_fit, "heads": heads_fit}
+    return PipelineResult(encoder_name, model, features, fits, per_segment, rows, latents)
 
 
 @dataclasses.dataclass
@@ -1121,7 +1126,8 @@ def trial_figure(data: ChapterData, trial: int | None = None, channels: Sequence
     axes[1].plot(t_eeg, paired.emg_drive[trial, :n, 0], label="EMG drive, temporal channels", alpha=0.8)
     axes[1].plot(t_eeg, paired.emg_drive[trial, :n, 1], label="EMG drive, frontal channels", alpha=0.8)
     axes[1].set_ylabel("drive (unit mean)")
-    axes[1].set_title(f"EMG drive = (coupling x face + unrelated surrogate) / (coupling + 1), coupling {data.coupling:g}")
+    axes[1].set_title("EMG drive = (coupling x face + unrelated surrogate) / (coupling + 1), "
+                      f"coupling {data.coupling:g}")
     offset = 0.0
     for name in channels:
         if name not in data.ch_names:

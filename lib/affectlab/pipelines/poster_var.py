@@ -39,7 +39,7 @@ import math
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -1004,8 +1004,8 @@ def expression_distribution_figure(result: AblationResult, dataset: str = "ferpl
     mu, sigma = full.distribution()
     names = splits.class_names
     files = splits.test.meta.get("file_names")
-    fig = Figure(figsize=(7.2 * len(rows), 3.8), layout="constrained")
-    axes = fig.subplots(1, len(rows), squeeze=False)[0]
+    fig = Figure(figsize=(9.5, 3.2 * len(rows) + 0.6), layout="constrained")
+    axes = fig.subplots(len(rows), 1, squeeze=False)[:, 0]
     for ax, i in zip(axes, rows):
         m, s, b = mu[i].numpy(), sigma[i].numpy(), base.logits[i].numpy()
         low = min((m - 4 * s).min(), b.min()) - 0.5
@@ -1022,8 +1022,8 @@ def expression_distribution_figure(result: AblationResult, dataset: str = "ferpl
         ax.set_ylabel("density")
         ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
         ax.grid(alpha=0.3)
-    fig.suptitle(f"VICH class distributions (curves) and baseline logits (points): reduced POSTER-Var vs POSTER++ "
-                 f"on {splits.display_name}, seed {full.seed}", fontsize=11)
+    fig.suptitle(f"VICH class distributions (curves) and baseline logits (points):\nPOSTER-Var vs POSTER++ "
+                 f"(width {full.config.width}) trained on {splits.display_name}, seed {full.seed}", fontsize=11)
     return fig
 
 
@@ -1037,7 +1037,7 @@ class GradcamResult:
     """Grad-CAM maps (captum) of several rows on generated faces, with true and predicted landmarks.
 
     ``images`` (N, 112, 112) in [0, 1]; ``landmarks_true`` / ``landmarks_predicted`` (N, 68, 2) in
-    pixels of the 112-px image; ``cams`` row -> (N, 112, 112) in [0, 1]; ``predicted`` row -> class
+    pixels of the 112-px image with pixel centres at integers (matplotlib's ``imshow``); ``cams`` row -> (N, 112, 112) in [0, 1]; ``predicted`` row -> class
     indices; ``layer``: the module the maps come from.
     """
 
@@ -1073,6 +1073,8 @@ class GradcamResult:
             ax.imshow(self.images[i], cmap="gray", vmin=0, vmax=1)
             ax.scatter(*self.landmarks_true[i].T, s=4, c="lime", label="true (face model)")
             ax.scatter(*self.landmarks_predicted[i].T, s=4, c="red", label="landmark branch")
+            ax.set_xlim(-0.5, self.images.shape[2] - 0.5)
+            ax.set_ylim(self.images.shape[1] - 0.5, -0.5)
             ax.set_title(f"generated: {self.classes[i]}", fontsize=9)
             if i == 0:
                 ax.legend(fontsize=6, loc="lower left")
@@ -1126,7 +1128,7 @@ def gradcam_on_generated_faces(result: AblationResult, landmarks: LandmarkBranch
     shown = torch.nn.functional.interpolate(faces.images.float() / 255.0, size=IMAGE_SIZE, mode="bilinear",
                                             align_corners=False, antialias=False)[:, 0].numpy()
     return GradcamResult(images=shown, classes=classes, targets=targets, class_names=names,
-                         landmarks_true=lm_true * IMAGE_SIZE, landmarks_predicted=lm_pred * IMAGE_SIZE, cams=cams,
+                         landmarks_true=lm_true * IMAGE_SIZE - 0.5, landmarks_predicted=lm_pred * IMAGE_SIZE - 0.5, cams=cams,
                          predicted=predicted, layer=layer, dataset=dataset,
                          dataset_label=result.data[dataset].display_name, seed=chosen_seed)
 

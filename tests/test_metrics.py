@@ -165,6 +165,30 @@ def test_stratified_bootstrap_keeps_class_counts():
     assert len(set(seen)) > 1
 
 
+def test_cluster_bootstrap_moves_whole_clusters_and_widens_the_interval():
+    # 10 clusters of 20 rows each; every row of a cluster is right or wrong together
+    clusters = np.repeat(np.arange(10), 20)
+    y_true = np.zeros(200, dtype=int)
+    y_pred = np.where(np.isin(clusters, [0, 1, 2, 3]), 1, 0)  # 6 of 10 clusters right: accuracy 0.6
+    sizes = []
+
+    def accuracy_and_record(t, p):
+        sizes.append(len(t))
+        return float(np.mean(t == p))
+
+    point, low, high = M.bootstrap_ci(accuracy_and_record, y_true, y_pred, n_resamples=400, seed=0,
+                                      clusters=clusters)
+    assert point == pytest.approx(0.6)
+    # resampled accuracies are multiples of 1/10 (whole clusters), not of 1/200
+    assert set(sizes[1:]) == {200}
+    naive = M.bootstrap_ci(M.accuracy, y_true, y_pred, n_resamples=400, seed=0, stratified=False)
+    assert (high - low) > 2 * (naive[2] - naive[1])
+    with pytest.raises(ValueError, match="clusters"):
+        M.bootstrap_ci(M.accuracy, y_true, y_pred, clusters=clusters[:10])
+    with pytest.raises(ValueError, match="clusters"):
+        M.bootstrap_ci(M.accuracy, y_true, y_pred, clusters=np.zeros(200))
+
+
 def test_bootstrap_accepts_score_matrices():
     y_true, _, probs = _random_case(10, n=100)
     point, low, high = M.bootstrap_ci(M.macro_auroc, y_true, probs, n_resamples=100)

@@ -342,8 +342,14 @@ def bootstrap_ci(
     seed: int = 0,
     stratified: bool = True,
     alpha: float = 0.05,
+    clusters: ArrayLike | None = None,
 ) -> tuple[float, float, float]:
     """Percentile bootstrap interval of ``metric_fn(y_true, y_pred)`` (paper 000 App. A.1).
+
+    ``clusters`` (N,), e.g. subject or trial ids, switches to the cluster bootstrap: each resample
+    draws whole clusters with replacement (as many as there are), so rows that are not independent
+    (windows of one trial, faces of one subject) move together and the interval is not too narrow.
+    It cannot be combined with ``stratified=True``'s per-class draw; the cluster draw replaces it.
 
     Stratified: each resample draws, with replacement, ``n_c`` rows from the rows of each true
     class ``c``, so class proportions stay fixed. ``y_pred`` may be labels (N,) or scores (N, K)
@@ -363,13 +369,24 @@ def bootstrap_ci(
         raise ValueError(f"parameter alpha must be in (0, 1); got {alpha!r}")
     point = float(metric_fn(t, p))
     rng = np.random.default_rng(seed)
-    if stratified:
+    if clusters is not None:
+        c = _labels_1d(clusters, "clusters")
+        if len(c) != len(t):
+            raise ValueError(f"parameter clusters has {len(c)} rows; y_true has {len(t)}")
+        members = [np.flatnonzero(c == k) for k in np.unique(c)]
+        if len(members) < 2:
+            raise ValueError("parameter clusters: the cluster bootstrap needs at least 2 clusters")
+        groups = None
+    elif stratified:
         groups = [np.flatnonzero(t == c) for c in np.unique(t)]
     else:
         groups = [np.arange(len(t))]
     values = np.empty(n_resamples)
     for r in range(n_resamples):
-        idx = np.concatenate([g[rng.integers(0, len(g), size=len(g))] for g in groups])
+        if groups is None:
+            idx = np.concatenate([members[k] for k in rng.integers(0, len(members), size=len(members))])
+        else:
+            idx = np.concatenate([g[rng.integers(0, len(g), size=len(g))] for g in groups])
         values[r] = metric_fn(t[idx], p[idx])
     finite = np.isfinite(values)
     if not finite.all():

@@ -18,7 +18,7 @@ export PYDEVD_DISABLE_FILE_VALIDATION := 1
 export AFFECTLAB_RUNS ?= $(CURDIR)/runs
 export JUPYTER_PLATFORM_DIRS := 1
 
-.PHONY: setup book test lab benchmark clean
+.PHONY: setup book test lab benchmark chapter-times clean
 
 setup: $(STAMP)
 
@@ -41,6 +41,9 @@ lab: $(STAMP)
 
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/train_throughput.py --out benchmarks/results.json
+
+chapter-times: $(STAMP)
+	$(BIN)/python benchmarks/chapter_times.py --profile $(PROFILE) --out benchmarks/chapter_times_$(PROFILE).json
 
 clean:
 	rm -rf book/_build book/chapters runs

@@ -109,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", default=None, help="chapter stems to run, e.g. 00_data")
     parser.add_argument("--book-dir", type=Path, default=REPO / "book")
     parser.add_argument("--build", action="store_true", help="build the HTML book afterwards")
+    parser.add_argument("--no-execute", action="store_true",
+                        help="execute nothing; build from the executed chapters already in BOOK_DIR/chapters")
     args = parser.parse_args(argv)
     try:
         check_profile(args.profile)
@@ -117,7 +119,12 @@ def main(argv: list[str] | None = None) -> int:
     out_dir = args.book_dir / "chapters"
     sources = chapter_sources()
     if args.only:
+        unknown = sorted(set(args.only) - {s.stem for s in sources})
+        if unknown:
+            parser.error(f"--only: no chapter named {unknown}; chapters: {[s.stem for s in sources]}")
         sources = [s for s in sources if s.stem in set(args.only)]
+    if args.no_execute:
+        sources = []
     for source in sources:
         print(f"executing {source.name} (profile {args.profile}) ...", flush=True)
         _, seconds = execute_chapter(source, out_dir, args.profile, args.data_root or None, args.seed)

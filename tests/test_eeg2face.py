@@ -24,6 +24,8 @@ from affectlab.models.eeg_baselines import (
     ENCODER_NAMES,
     EmotionClassifierFromEmbedding,
     build_content_encoder,
+    rate_scaled_time_kwargs,
+    time_tokens,
 )
 
 
@@ -200,7 +202,8 @@ def test_one_optimisation_step_reduces_stage_losses():
 
 
 def test_one_step_reduces_info_nce_when_losses_exist():
-    losses = pytest.importorskip("affectlab.losses", reason="affectlab.losses not written yet")
+    from affectlab import losses
+
     model = small_model().eval()
     x, z_v = eeg(8, seed=1), torch.randn(8, 53, generator=torch.Generator().manual_seed(2))
     encoder = model.content_encoder
@@ -209,3 +212,22 @@ def test_one_step_reduces_info_nce_when_losses_exist():
         encoder.parameters(),
     )
     assert after < before
+
+
+def test_braindecode_time_pooling_is_rate_scaled_so_the_conformer_sees_several_tokens():
+    assert rate_scaled_time_kwargs(250.0) == {"filter_time_length": 25, "pool_time_length": 75, "pool_time_stride": 15}
+    scaled = rate_scaled_time_kwargs(100.0)
+    assert scaled == {"filter_time_length": 10, "pool_time_length": 30, "pool_time_stride": 6}
+    assert time_tokens(100, 25, 75, 15) == 1  # braindecode's defaults on a 1 s window at 100 Hz
+    assert time_tokens(100, **scaled) == 11
+    conformer = build_content_encoder("eegtransformer", n_times=100, sfreq=100.0)
+    # the transformer of EEGConformer attends over the patch embedding's tokens: (batch, 11, 40)
+    assert conformer.backbone.patch_embedding(torch.randn(2, 1, 30, 100)).shape == (2, 11, 40)
+    shallow = build_content_encoder("shallowconvnet", n_times=100, sfreq=100.0)
+    assert shallow.n_backbone_features == 40 * 11
+    explicit = build_content_encoder("shallowconvnet", n_times=100, sfreq=100.0, pool_time_length=75,
+                                     pool_time_stride=15, filter_time_length=25)
+    assert explicit.n_backbone_features == 40
+    assert conformer(eeg(2)[..., :100]).shape == (2, 128)
+    with pytest.raises(ValueError, match="sfreq"):
+        rate_scaled_time_kwargs(0.0)

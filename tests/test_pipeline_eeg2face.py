@@ -224,3 +224,223 @@ def test_pipeline_end_to_end_and_reload(data, tiny):
     again = pipe.run_pipeline("eeg2face", data, cfg, run)
     assert all(f.loaded_from_cache for f in again.fits.values())
     torch.testing.assert_close(again.latents["emotion_enhanced"], first.latents["emotion_enhanced"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Sec. 3.0.6: faces re-posed into each emotion on the upper face, and stage 2 on them
+# ---------------------------------------------------------------------------------------------
+
+
+def test_reposing_changes_only_the_upper_face_and_is_exact_for_the_own_emotion(data, face_model):
+    from affectlab.data.generate.paired import repose_upper_face, upper_face_mask
+
+    paired = data.paired
+    upper = upper_face_mask(face_model.expression_names)
+    assert upper.sum() > 10 and not upper[face_model.expression_index("mouthSmile_L")]
+    for k in range(len(EMOTIONS)):
+        psi, jaw = repose_upper_face(paired, k, face_model)
+        np.testing.assert_array_equal(jaw, paired.jaw)
+        np.testing.assert_array_equal(psi[..., ~upper], paired.blendshapes[..., ~upper])
+        own = paired.emotion == k
+        np.testing.assert_allclose(psi[own], paired.blendshapes[own], atol=1e-6)
+    # anger lowers the brows of a happy trial; happiness raises its cheeks
+    happy = int(np.flatnonzero(paired.emotion == EMOTIONS.index("Happiness"))[0])
+    angry_psi, _ = repose_upper_face(paired, "anger", face_model, trials=[happy])
+    brow_down = face_model.expression_index("browDown_L")
+    cheek = face_model.expression_index("cheekSquint_L")
+    assert angry_psi[0, :, brow_down].mean() > paired.blendshapes[happy, :, brow_down].mean() + 0.2
+    assert angry_psi[0, :, cheek].mean() < paired.blendshapes[happy, :, cheek].mean() - 0.2
+    with pytest.raises(Exception, match="emotion"):
+        repose_upper_face(paired, "surprise", face_model)
+
+
+def test_chapter_data_holds_the_reposed_latents(data):
+    assert data.z_v_reposed.shape == (len(data), len(EMOTIONS), VISION_LATENT_DIM)
+    own = data.z_v_reposed[torch.arange(len(data)), data.emotion]
+    torch.testing.assert_close(own, data.z_v, atol=1e-5, rtol=0)
+
+
+def test_stage2_rows_pair_one_hot_codes_with_reposed_targets(data):
+    n_train = int(data.train.sum())
+    features = {"z_r": torch.randn(len(data), 8), "code": torch.softmax(torch.randn(len(data), 5), 1)}
+    x, y = pipe.stage2_training_rows(features, data, reposed_per_frame=0)
+    assert x.shape == (n_train, 8 + 5 + 1) and bool((x[:, -1] == 1).all())
+    torch.testing.assert_close(y, data.z_v[data.train])
+    x, y = pipe.stage2_training_rows(features, data, reposed_per_frame=2, seed=3)
+    assert x.shape == (3 * n_train, 14) and y.shape == (3 * n_train, VISION_LATENT_DIM)
+    extra_x, extra_y = x[n_train:], y[n_train:]
+    assert bool((extra_x[:, -1] == 0).all())
+    codes = extra_x[:, 8:13]
+    assert bool((codes.sum(1) == 1).all()) and bool(((codes == 0) | (codes == 1)).all())
+    k = codes.argmax(1)
+    frame = torch.arange(n_train).repeat(2)
+    torch.testing.assert_close(extra_y, data.z_v_reposed[data.train][frame, k])
+    torch.testing.assert_close(extra_x[:, :8], features["z_r"][data.train][frame])
+    # the two re-posed emotions of a frame differ
+    assert bool((k[:n_train] != k[n_train:]).all())
+    with pytest.raises(ValueError, match="reposed_per_frame"):
+        pipe.stage2_training_rows(features, data, reposed_per_frame=6)
+
+
+def test_heads_drop_the_code_only_on_droppable_rows():
+    from affectlab.models.eeg2face import EEG2FaceHeads
+
+    heads = EEG2FaceHeads(content_dim=8, drop_prob=0.5, seed=0).train()
+    module = pipe.HeadsOnFeatures(heads)
+    z_r, code = torch.randn(400, 8), F.one_hot(torch.arange(400) % 5, 5).float()
+    with torch.no_grad():
+        with_code, without = heads.with_code(z_r, code), heads.content_only(z_r)
+        fixed = module(torch.cat([z_r, code, torch.zeros(400, 1)], 1))["z_v_hat"]
+        mixed = module(torch.cat([z_r, code, torch.ones(400, 1)], 1))["z_v_hat"]
+    torch.testing.assert_close(fixed, with_code)
+    dropped = torch.isclose(mixed, without).all(1)
+    assert 0.4 < float(dropped.float().mean()) < 0.6
+    torch.testing.assert_close(mixed[~dropped], with_code[~dropped])
+    with pytest.raises(ValueError, match="stage-2 features"):
+        module(torch.randn(4, 8 + 3))
+
+
+def test_vertex_difference_equals_the_difference_of_meshes(data):
+    a, b = torch.randn(4, VISION_LATENT_DIM), torch.randn(4, VISION_LATENT_DIM)
+    torch.testing.assert_close(data.latent.vertex_difference(a, b), data.latent.vertices(a) - data.latent.vertices(b),
+                               atol=1e-3, rtol=1e-4)
+
+
+# ---------------------------------------------------------------------------------------------
+# ceilings, cluster bootstrap, paired differences, summaries
+# ---------------------------------------------------------------------------------------------
+
+
+def test_planted_window_features_read_the_drive_around_each_frame(data):
+    x = pipe.planted_window_features(data, "emg_drive")
+    w = int(data.info["window_samples"])
+    assert x.shape == (len(data), 2 * w + len(EMOTIONS))
+    i = 7
+    start = int(data.frame[i]) * pipe.SAMPLES_PER_FRAME - w // 2
+    drive = data.paired.emg_drive[int(data.trial[i]), start:start + w]
+    np.testing.assert_allclose(x[i, :w].numpy(), drive[:, 0], rtol=1e-6)
+    np.testing.assert_allclose(x[i, w:2 * w].numpy(), drive[:, 1], rtol=1e-6)
+    assert x[i, 2 * w:].tolist() == F.one_hot(data.emotion[i], 5).float().tolist()
+    with pytest.raises(ValueError, match="source"):
+        pipe.planted_window_features(data, "eeg")
+
+
+def test_ridge_ceiling_on_the_face_actions_beats_the_mean_face(data):
+    ceiling = pipe.ridge_ceiling_latents(data, "face_actions")
+    assert ceiling.shape == (int(data.test.sum()), VISION_LATENT_DIM)
+    mine = pipe.segment_vertex_errors(ceiling, data, data.test)["LVE"].mean()
+    mean_face = pipe.segment_vertex_errors(pipe.mean_face_latents(data), data, data.test)["LVE"].mean()
+    assert mine < mean_face
+
+
+def _segments(values: list[float], trials: list[int]) -> "pipe.pd.DataFrame":
+    return pipe.pd.DataFrame({"segment": range(len(values)), "trial": trials, "emotion": [t % 5 for t in trials],
+                              "frames": 5, "LVE": values, "MCE": values, "EVE": values})
+
+
+def test_cluster_bootstrap_resamples_whole_trials():
+    # two trials, each with 10 identical segments: a segment bootstrap would be far too narrow
+    table = _segments([1.0] * 10 + [3.0] * 10, [0] * 10 + [1] * 10)
+    out = pipe.summarise_errors(table, n_bootstrap=400, seed=0)
+    assert out["trials"] == 2 and out["segments"] == 20 and out["LVE"] == 2.0
+    # resampling 2 trials gives means 1, 2 or 3 only; the interval spans (almost) all of them
+    assert out["LVE_low"] == 1.0 and out["LVE_high"] == 3.0
+
+
+def test_difference_ci_is_paired_and_signed():
+    base = _segments([2.0, 2.5, 3.0, 3.5, 4.0, 4.5], [0, 0, 1, 1, 2, 2])
+    better = base.assign(LVE=base["LVE"] - 1.0, MCE=base["MCE"] - 1.0, EVE=base["EVE"] - 1.0)
+    ci = pipe.difference_ci(better, base, "LVE", n_bootstrap=100, seed=0)
+    assert ci["diff"] == pytest.approx(-1.0) and ci["low"] == pytest.approx(-1.0) and ci["high"] == pytest.approx(-1.0)
+    assert ci["relative"] == pytest.approx(-1.0 / 3.25)
+    assert pipe.difference_verdict(ci) == "lower than"
+    assert pipe.difference_verdict({"low": 0.1, "high": 0.5}) == "higher than"
+    assert pipe.difference_verdict({"low": -0.1, "high": 0.5}) == "not distinguishable from"
+    with pytest.raises(ValueError, match="same segments"):
+        pipe.difference_ci(better.iloc[:4], base, "LVE", 10, 0)
+
+
+def test_emotion_accuracy_clusters_trials_and_votes_per_trial():
+    labels = torch.arange(5).repeat_interleave(4).repeat(2)  # 10 trials of 4 windows
+    trials = torch.arange(10).repeat_interleave(4)
+    pred = labels.clone()
+    pred[::4] = (pred[::4] + 1) % 5  # one window of each trial wrong: 75 % of windows, every vote right
+    out = pipe.emotion_accuracy(F.one_hot(pred, 5).float(), labels, n_bootstrap=100, seed=0, trials=trials)
+    assert out["accuracy"] == 0.75 and out["trial_accuracy"] == 1.0 and out["trials"] == 10
+    assert out["accuracy_low"] == out["accuracy_high"] == 0.75  # every trial has the same accuracy
+
+
+def _hand_table(model_lve: float) -> "pipe.Table41Result":
+    def row(name, lve, **extra):
+        return {"method": name, "mode": "baseline", "LVE": lve, "LVE_low": lve - 0.1, "LVE_high": lve + 0.1,
+                "MCE": 2.0, "MCE_low": 1.9, "MCE_high": 2.1, "EVE": 2.0, "EVE_low": 1.9, "EVE_high": 2.1, **extra}
+
+    baselines = pipe.pd.DataFrame([row(pipe.MEAN_FACE, 5.0), row(pipe.PER_EMOTION_MEAN_FACE, 4.0),
+                                   row(pipe.DRIVE_CEILING, 3.0)])
+    comparisons = {}
+    for tag, ref in (("vs_mean", 5.0), ("vs_oracle", 4.0)):
+        for m, value, reference in (("LVE", model_lve, ref), ("MCE", 2.0, 2.0), ("EVE", 2.0, 2.0)):
+            d = value - reference
+            comparisons.update({f"{m}_{tag}": d, f"{m}_{tag}_low": d - 0.05, f"{m}_{tag}_high": d + 0.05,
+                                f"{m}_{tag}_rel": d / reference})
+    errors = []
+    for encoder, lve in (("eeg2face", model_lve), ("eegnet", model_lve + 0.5)):
+        for mode in ("emotion_enhanced", "content_only"):
+            r = row(pipe.ENCODER_LABELS[encoder], lve, **comparisons)
+            r.update({"encoder": encoder, "mode": mode, "parameters": 1000, "segments": 8, "trials": 4})
+            errors.append(r)
+    emotion = {"accuracy": 0.5, "accuracy_low": 0.3, "accuracy_high": 0.7, "chance": 0.2, "majority_rate": 0.2,
+               "windows": 100.0}
+    return pipe.Table41Result({}, baselines, emotion, pipe.pd.DataFrame(errors), "hand-made set, seed 0")
+
+
+def test_findings_say_plainly_when_the_model_is_worse_than_the_mean_face():
+    worse = pipe.findings(_hand_table(6.0))
+    text = " ".join(worse)
+    assert "LVE 6.00 mm, +20% vs the mean face" in text and "WORSE than it" in text
+    assert "Worse than predicting the mean face on the lips (LVE)" in text
+    assert "LVE: lower for no encoder; higher for EEG2Face E_r (ours), EEGNet [25]" in text
+    assert "Ranking by LVE here: EEG2Face E_r (ours) < EEGNet [25]" in text
+    assert "above chance" in text
+    better = " ".join(pipe.findings(_hand_table(3.5)))
+    assert "LVE 3.50 mm, -30% vs the mean face" in better and "better than it" in better
+    assert "Worse than predicting" not in better
+    # E_r at 3.5 closes (5.0 - 3.5) / (5.0 - 3.0) = 75 % of the distance from the mean face to the ceiling
+    assert "E_r closes 75% (LVE)" in better
+
+
+def test_table_frames_and_caption():
+    table = _hand_table(4.5)
+    frame = pipe.table_4_1_frame(table)
+    assert frame.loc["EEG2Face E_r (ours)", "LVE ours, mm [95% CI]"] == "4.500 [4.400, 4.600]"
+    assert frame.loc["EEG2Face E_r (ours)", "LVE thesis"] == pipe.PAPER_TABLE_4_1["eeg2face"][0]
+    assert np.isnan(frame.loc[pipe.MEAN_FACE, "LVE thesis"])
+    caption = pipe.table_caption(table, "Table 4.1", thesis_columns=True)
+    assert "hand-made set, seed 0" in caption and "8 test segments of 4 test trials" in caption
+    assert "Thesis columns" in caption
+    accuracy = pipe.table_caption(table, "E_e", unit="windows")
+    assert "100 test windows of 4 test trials" in accuracy and "Thesis" not in accuracy
+    comparison = pipe.comparison_frame(table)
+    assert comparison.loc["EEG2Face E_r (ours)", "LVE - mean face (mm)"] == "-0.500 [-0.550, -0.450]"
+    with pytest.raises(ValueError, match="mode"):
+        pipe.table_4_1_frame(table, mode="blend")
+
+
+def test_sweep_frame_and_sweep_findings():
+    rows = []
+    for coupling, model in ((1.0, 3.0), (0.0, 4.6)):
+        table = _hand_table(model)
+        for _, r in table.errors[table.errors["encoder"] == "eeg2face"].iterrows():
+            rows.append({"coupling": coupling, "snr_db": 0.0 if coupling else -np.inf, "E_e accuracy": 0.5, **r})
+        for _, r in table.baselines.iterrows():
+            rows.append({"coupling": coupling, "snr_db": 0.0 if coupling else -np.inf, "E_e accuracy": 0.5, **r})
+    sweep = pipe.pd.DataFrame(rows)
+    frame = pipe.sweep_frame(sweep)
+    assert frame.shape[0] == 2 * 3
+    assert frame.loc[(0.0, "LVE"), "EEG2Face content-only"] == "4.600 [4.500, 4.700]"
+    assert frame.loc[(1.0, "LVE"), "ceiling: EMG drive"] == "3.000 [2.900, 3.100]"
+    text = " ".join(pipe.sweep_findings(sweep))
+    assert "0: 4.60 mm (mean face 5.00, ceiling 3.00)" in text
+    assert "vs the per-emotion mean face" in text and "WORSE than it" in text
+    with pytest.raises(ValueError, match="metrics"):
+        pipe.sweep_frame(sweep, "XYZ")

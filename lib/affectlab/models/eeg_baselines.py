@@ -10,18 +10,24 @@ heads ``f``/``g`` (:class:`affectlab.models.eeg2face.EEG2FaceHeads`):
 name               ref.    what
 =================  ======  =============================================================================
 ``eegnet``         [25]    ``braindecode.models.EEGNet`` (Lawhern et al. 2018), braindecode defaults
-``shallowconvnet`` [40]    ``braindecode.models.ShallowFBCSPNet`` (Schirrmeister et al. 2017), defaults
+``shallowconvnet`` [40]    ``braindecode.models.ShallowFBCSPNet`` (Schirrmeister et al. 2017), time
+                           kernel and pooling rate-scaled (see below)
 ``tct``            [31]    :class:`TCTStyleEncoder`, written here: temporal convolution, then a
                            transformer over time tokens and one over electrode tokens ("Temporal and
                            Channel Transformer", Liu et al. 2022; no code of it is available here, so
                            this is a reconstruction from its title and the thesis's description)
 ``eegtransformer`` [1]     ``braindecode.models.EEGConformer`` (CNN patch embedding + transformer + MLP,
-                           the family of Al-Fahsi's "CNN, Transformer, and MLP" model), defaults
+                           the family of Al-Fahsi's "CNN, Transformer, and MLP" model), time kernel and
+                           pooling rate-scaled (see below)
 ``eeg2face``       ours    :class:`affectlab.models.eeg2face.EEGContentRegressor` (``E_r``)
 =================  ======  =============================================================================
 
-The braindecode defaults were designed for 128-250 Hz motor-imagery data; at the thesis's 100 Hz
-their temporal kernels span longer windows. They are kept unchanged ("original backbone").
+ShallowFBCSPNet's and EEGConformer's defaults (time kernel 25, pooling 75 / stride 15 samples) were
+set for 250 Hz motor-imagery data. At the thesis's 100 Hz and a 1 s window they pool 100 samples to a
+single time step, so EEGConformer's self-attention would see ONE token. :func:`rate_scaled_time_kwargs`
+keeps their durations instead (0.1 s kernel, 0.3 s pooling, 60 ms stride: 10 / 30 / 6 samples at
+100 Hz), which gives 11 time tokens per 1 s window; explicit keyword arguments override it.
+EEGNet's defaults (kernel 64 samples, pooling 4 x 8) leave 3 time steps of a 1 s window and are kept.
 braindecode is imported only when a braindecode baseline is built (its import takes seconds).
 """
 
@@ -154,19 +160,38 @@ class EmotionClassifierFromEmbedding(nn.Module):
         return EmotionOutput(logits=logits, code=torch.softmax(logits, dim=-1), features=features)
 
 
+BRAINDECODE_DESIGN_RATE = 250.0  # Hz: the rate ShallowFBCSPNet's and EEGConformer's defaults were set for
+_SHALLOW_TIME_DEFAULTS = {"filter_time_length": 25, "pool_time_length": 75, "pool_time_stride": 15}
+
+
+def rate_scaled_time_kwargs(sfreq: float) -> dict[str, int]:
+    """ShallowFBCSPNet / EEGConformer time kernel and pooling (samples) with the durations of their
+    250 Hz defaults at ``sfreq`` (at 100 Hz: 10, 30, 6)."""
+    if not sfreq > 0:
+        raise ValueError(f"parameter sfreq must be > 0; got {sfreq!r}")
+    return {k: max(1, int(round(v * sfreq / BRAINDECODE_DESIGN_RATE))) for k, v in _SHALLOW_TIME_DEFAULTS.items()}
+
+
+def time_tokens(n_times: int, filter_time_length: int, pool_time_length: int, pool_time_stride: int) -> int:
+    """Time steps left after a valid time convolution and pooling (EEGConformer's token count)."""
+    return max(0, (n_times - filter_time_length + 1 - pool_time_length) // pool_time_stride + 1)
+
+
 def build_content_encoder(name: str, n_chans: int = 30, n_times: int = 500, sfreq: float = 100.0,
                           embedding_dim: int = 128, **kwargs: Any) -> EEGContentEncoder:
     """Build one encoder of Table 4.1 by name (see ``ENCODER_NAMES``); ``kwargs`` go to its constructor.
 
-    ``eeg2face`` (``E_r``) always has ``embedding_dim = d_model``.
+    ``eeg2face`` (``E_r``) always has ``embedding_dim = d_model``. ``shallowconvnet`` and
+    ``eegtransformer`` get :func:`rate_scaled_time_kwargs` unless ``kwargs`` set those arguments.
     """
+    scaled = {**rate_scaled_time_kwargs(sfreq), **kwargs}
     builders: dict[str, Callable[[], EEGContentEncoder]] = {
         "eegnet": lambda: BraindecodeEmbedding("EEGNet", n_chans, n_times, sfreq, embedding_dim, **kwargs),
         "shallowconvnet": lambda: BraindecodeEmbedding("ShallowFBCSPNet", n_chans, n_times, sfreq, embedding_dim,
-                                                       **kwargs),
+                                                       **scaled),
         "tct": lambda: TCTStyleEncoder(n_chans, n_times, embedding_dim=embedding_dim, **kwargs),
         "eegtransformer": lambda: BraindecodeEmbedding("EEGConformer", n_chans, n_times, sfreq, embedding_dim,
-                                                       **kwargs),
+                                                       **scaled),
         "eeg2face": lambda: EEGContentRegressor(n_chans, d_model=embedding_dim, **kwargs),
     }
     if name not in builders:

@@ -61,6 +61,85 @@ MOUTH_EMG_SHAPES = ("mouthSmile_L", "mouthSmile_R", "mouthPress_L", "mouthPress_
                     "mouthStretch_R", "mouthFunnel", "mouthPucker")
 BROW_EMG_SHAPES = ("browDown_L", "browDown_R", "browInnerUp_L", "browInnerUp_R", "browOuterUp_L", "browOuterUp_R")
 TASKS = ("listening", "speaking")
+UPPER_FACE_PREFIXES = ("brow", "eye", "cheekSquint", "noseSneer")
+"""Blendshapes of the upper face (AU1, 2, 4, 5, 6, 7, 9, 43 and blinks): what re-posing changes."""
+
+
+@dataclasses.dataclass
+class FaceComponents:
+    """The parts every trial's face was composed of, at the frame times (see :func:`compose_face`).
+
+    Attributes:
+        level: float32 (trials, T) the emotion intensity; rest: float32 (trials, T, 53) the
+            emotion-free blendshape activity (residual noise, speech lip rounding); blink: float32
+            (trials, T) blink pulses; talk: float32 (trials, T, 3) the talking jaw; side: (trials,)
+            "L"/"R" side of unilateral AUs; gain: float32 (subjects, 53) expressivity gains.
+    """
+
+    level: np.ndarray
+    rest: np.ndarray
+    blink: np.ndarray
+    talk: np.ndarray
+    side: np.ndarray
+    gain: np.ndarray
+
+
+def compose_face(emotion_psi: np.ndarray, rest: np.ndarray, talk: np.ndarray, blink_pulse: np.ndarray,
+                 jaw_idx: Sequence[int], blink_idx: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Blendshapes (..., 53) and jaw (..., 3) from their parts (module docstring, step 1).
+
+    ``psi = emotion_psi + rest``; the jaw blendshapes (jawOpen, jawLeft, jawRight, jawForward) are
+    moved into ``jaw`` (open, lateral, forward) and zeroed, ``talk`` is added to the jaw, blinks
+    are ``max(psi, blink_pulse)`` on ``blink_idx``; then ``psi`` is clipped to [0, 1], ``jaw`` to
+    [-1, 1].
+    """
+    psi = emotion_psi + rest
+    jaw = np.stack([psi[..., jaw_idx[0]], psi[..., jaw_idx[1]] - psi[..., jaw_idx[2]], psi[..., jaw_idx[3]]], -1)
+    psi[..., list(jaw_idx)] = 0.0
+    jaw = jaw + talk
+    psi[..., list(blink_idx)] = np.maximum(psi[..., list(blink_idx)], blink_pulse[..., None])
+    return np.clip(psi, 0.0, 1.0), np.clip(jaw, -1.0, 1.0)
+
+
+def upper_face_mask(names: Sequence[str]) -> np.ndarray:
+    """Bool (53,): True for the blendshapes of :data:`UPPER_FACE_PREFIXES`."""
+    return np.array([n.startswith(UPPER_FACE_PREFIXES) for n in names])
+
+
+def repose_upper_face(paired: "PairedSequences", emotion: int | str, model: FaceModel | None = None,
+                      trials: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Every trial's face re-posed into ``emotion`` on the upper face only: the stand-in for EEG2Face's
+    retargeted emotional faces (Sec. 3.0.6, LivePortrait), which "preserve the identity and content
+    ... while changing only the upper facial expressions".
+
+    The upper-face blendshapes (:func:`upper_face_mask`) are recomposed from the trial's own parts
+    (intensity, residual activity, blinks, expressivity, side) with ``emotion``'s recipe in place of
+    the trial's; the lower face and the jaw (speech, the trial's own mouth expression) are kept.
+    Re-posing a trial into its own emotion returns its face unchanged. Returns blendshapes
+    (trials, T, 53) and jaw (trials, T, 3) at the frame times (``trials`` selects rows).
+    """
+    if paired.reposing is None:
+        raise GenerationError("parameter paired has no face components (generated before re-posing existed)")
+    model = model or packaged_model()
+    if isinstance(emotion, str):
+        if emotion not in paired.class_names:
+            raise GenerationError(f"parameter emotion {emotion!r} is not one of {paired.class_names}")
+        emotion = paired.class_names.index(emotion)
+    if isinstance(emotion, bool) or not 0 <= int(emotion) < len(paired.class_names):
+        raise GenerationError(f"parameter emotion must index {paired.class_names}; got {emotion!r}")
+    rows = np.arange(len(paired)) if trials is None else np.asarray(trials, dtype=np.int64)
+    c = paired.reposing
+    recipes = {side: expression_recipe(paired.class_names[int(emotion)], model, side).numpy() for side in "LR"}
+    recipe = np.stack([recipes[str(side)] for side in c.side[rows]])  # (n, 53)
+    gain = c.gain[paired.subject[rows] - 1]  # (n, 53)
+    emotion_psi = c.level[rows][..., None] * (recipe * gain)[:, None, :]
+    jaw_idx = [model.expression_index(s) for s in JAW_SHAPES]
+    blink_idx = [model.expression_index("eyeBlink_L"), model.expression_index("eyeBlink_R")]
+    psi, _ = compose_face(emotion_psi, c.rest[rows].astype(np.float64), c.talk[rows], c.blink[rows], jaw_idx, blink_idx)
+    upper = upper_face_mask(model.expression_names)
+    out = paired.blendshapes[rows].copy()
+    out[..., upper] = psi[..., upper]
+    return out.astype(np.float32), paired.jaw[rows].copy()
 
 
 @dataclasses.dataclass
@@ -75,6 +154,8 @@ class PairedSequences:
         subject: int64 (trials,) 1-based; valence, arousal: float32 (trials,) circumplex points.
         emg_drive: float32 (trials, samples, 2) the drive given to the EEG simulator (mouth, brow).
         face_actions: float32 (trials, samples, 2) the face-locked actions before mixing.
+        reposing: the parts each face was composed of (:class:`FaceComponents`), so that
+            :func:`repose_upper_face` can re-pose a trial into another emotion exactly.
     """
 
     eeg: np.ndarray
@@ -96,6 +177,7 @@ class PairedSequences:
     blendshape_names: tuple[str, ...] = ()
     source: str = ""
     meta: dict[str, Any] = dataclasses.field(default_factory=dict)
+    reposing: "FaceComponents | None" = None
 
     def __len__(self) -> int:
         return len(self.eeg)
@@ -257,26 +339,30 @@ def generate_paired(
     task = np.array([TASKS.index(t) for _, t, _ in rows], dtype=np.int64)
     subject = np.array([s for s, _, _ in rows], dtype=np.int64)
     va = np.array([CIRCUMPLEX_VA[EAV_CLASSES[e]] for e in emotion], dtype=np.float32)
+    frame_idx = np.arange(0, n_samples, step)
+    level_all = np.zeros((n, len(frame_idx)), dtype=np.float32)
+    rest_all = np.zeros((n, len(frame_idx), model.n_expression), dtype=np.float32)
+    blink_all = np.zeros((n, len(frame_idx)), dtype=np.float32)
+    talk_frames = np.zeros((n, len(frame_idx), 3), dtype=np.float32)
+    sides = np.zeros(n, dtype="<U1")
+    gains = np.stack([np.asarray(look.gain[s], dtype=np.float64) for s in range(n_subjects)])
     for i, (s, t, e) in enumerate(rows):
-        recipe = expression_recipe(EAV_CLASSES[e], model, "LR"[rng.integers(2)]).numpy()
+        sides[i] = "LR"[rng.integers(2)]
+        recipe = expression_recipe(EAV_CLASSES[e], model, sides[i]).numpy()
         level = np.clip(0.7 + 0.2 * _smooth_noise(rng, n_samples, sfreq, 0.3), 0.4, 1.0)
         if t == "listening":
             level = 0.6 * level
-        psi = level[:, None] * recipe[None] * look.gain[s][None]
-        psi += 0.03 * np.abs(_smooth_noise(rng, n_samples, sfreq, 0.5, model.n_expression)).T
-        jaw = np.zeros((n_samples, 3))
-        jaw[:, 0] = psi[:, jaw_idx[0]]
-        jaw[:, 1] = psi[:, jaw_idx[1]] - psi[:, jaw_idx[2]]
-        jaw[:, 2] = psi[:, jaw_idx[3]]
-        psi[:, jaw_idx] = 0.0
+        rest = 0.03 * np.abs(_smooth_noise(rng, n_samples, sfreq, 0.5, model.n_expression)).T
+        talk = np.zeros((n_samples, 3))
         if t == "speaking":
             talk, syllable = talking_jaw(rng, n_samples, sfreq, float(va[i, 1]))
-            jaw += talk
-            psi[:, funnel] += 0.25 * syllable * rng.uniform(0.3, 1.0)
-            psi[:, pucker] += 0.15 * syllable * rng.uniform(0.3, 1.0)
-        psi[:, blink] = np.maximum(psi[:, blink], _pulses(rng, n_samples, sfreq, 3.5, 0.15)[:, None])
-        psi_all[i] = np.clip(psi, 0.0, 1.0)
-        jaw_all[i] = np.clip(jaw, -1.0, 1.0)
+            rest[:, funnel] += 0.25 * syllable * rng.uniform(0.3, 1.0)
+            rest[:, pucker] += 0.15 * syllable * rng.uniform(0.3, 1.0)
+        blink_pulse = _pulses(rng, n_samples, sfreq, 3.5, 0.15)
+        psi, jaw = compose_face(level[:, None] * recipe[None] * gains[s][None], rest, talk, blink_pulse, jaw_idx, blink)
+        psi_all[i], jaw_all[i] = psi, jaw
+        level_all[i], rest_all[i], blink_all[i] = level[frame_idx], rest[frame_idx], blink_pulse[frame_idx]
+        talk_frames[i] = talk[frame_idx]
 
     actions = face_actions(psi_all, jaw_all, names)
     actions /= np.maximum(actions.mean(axis=(0, 1), keepdims=True), 1e-9)
@@ -286,7 +372,6 @@ def generate_paired(
     eeg = simulate_eeg(n, seconds, sfreq, va[:, 0], va[:, 1], emg_drive=drive, ch_names=ch,
                        seed=int(rng.integers(2**31)), background=background)
 
-    frame_idx = np.arange(0, n_samples, step)
     blend = psi_all[:, frame_idx]
     jaw_frames = jaw_all[:, frame_idx]
     frames = None
@@ -316,6 +401,8 @@ def generate_paired(
         ),
         meta={"circumplex_source": CIRCUMPLEX_SOURCE, "paired_version": PAIRED_VERSION,
               "eeg_meta": eeg.meta, "beta": beta.numpy()},
+        reposing=FaceComponents(level=level_all, rest=rest_all, blink=blink_all, talk=talk_frames,
+                                side=sides, gain=gains),
     )
 
 

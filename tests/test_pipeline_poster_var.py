@@ -51,7 +51,7 @@ def test_profiles_state_their_sizes_and_bad_values_name_the_field() -> None:
     quick, paper = pv.chapter_config("quick"), pv.chapter_config("paper")
     assert (quick.poster_width, quick.poster_depth) == (0.25, 0.25)  # PosterConfig.reduced()
     assert quick.poster_config(8) == pv.PosterConfig.poster_var(num_classes=8).reduced()
-    assert (paper.epochs, paper.batch_size, paper.lr, paper.weight_decay, paper.gamma) == (200, 48, 3e-5, 1e-4, 0.98)
+    assert (paper.epochs, paper.batch_size, paper.lr, paper.weight_decay, paper.gamma) == (200, 48, 3.5e-6, 1e-4, 0.98)
     assert paper.optimizer == "sam" and paper.sam_rho == 0.05 and paper.n_seeds == 3
     assert paper.train_size is None and paper.test_size is None
     with pytest.raises(ConfigError, match="ChapterConfig.optimizer"):
@@ -176,9 +176,11 @@ def trained(tmp_path_factory):
         cfg = pv.chapter_config("smoke", **TINY)
         data = pv.load_chapter_data(cfg, run)
         landmarks = pv.pretrain_landmark_branch(cfg, run)
-        result = pv.run_table_3(data, landmarks, cfg, run)
-        again = pv.run_table_3(data, landmarks, cfg, run)
-        yield {"run": run, "cfg": cfg, "data": data, "landmarks": landmarks, "result": result, "again": again}
+        trunk = pv.pretrain_image_trunk(data["ferplus"], cfg, run)
+        result = pv.run_table_3(data, landmarks, cfg, run, trunk=trunk)
+        again = pv.run_table_3(data, landmarks, cfg, run, trunk=trunk)
+        yield {"run": run, "cfg": cfg, "data": data, "landmarks": landmarks, "result": result, "again": again,
+               "trunk": trunk}
 
 
 def test_landmark_branch_is_pretrained_and_frozen_in_every_row(trained) -> None:
@@ -207,13 +209,18 @@ def test_ablation_runner_gives_one_row_per_config_and_reloads(trained) -> None:
         assert torch.equal(first.logits, second.logits)
         assert list(first.fit.run_dir.glob("predictions-*.pt"))
     table = pv.table_3_frame(result)
-    assert list(table.index) == [pv.ROW_LABELS[r] for r in ABLATION_ROWS]
+    assert list(table.index)[:4] == [pv.ROW_LABELS[r] for r in ABLATION_ROWS]
+    assert list(table.index)[4:] == ["most frequent training class ('neutral')", "chance (1 / number of classes)"]
     ours = [c for c in table.columns if c[0].startswith("this run: FERPlus")]
     assert [c[1] for c in ours] == ["accuracy (%)", "95% CI", "CI over"]
     paper = table[("paper, Table 3 (RTX 3090, full size, pretrained backbones)", "FER+ (%)")]
-    assert paper.tolist() == [91.89, 91.85, 91.69, 91.62]
+    assert paper.tolist()[:4] == [91.89, 91.85, 91.69, 91.62]
     accuracy = table[ours[0]].tolist()
-    assert accuracy == [round(100 * r.accuracy, 2) for r in result.runs]
+    assert accuracy[:4] == [round(100 * r.accuracy, 2) for r in result.runs]
+    labels = result.runs[0].labels.numpy()
+    majority = int(np.bincount(data["ferplus"].train.labels.numpy()).argmax())
+    assert accuracy[4] == pytest.approx(100 * np.mean(labels == majority), abs=0.01)
+    assert accuracy[5] == pytest.approx(100 / 3, abs=0.01)
     assert len(pv.per_seed_frame(result)) == 4
     with pytest.raises(ValueError, match="unknown ablation row"):
         pv.run_ablation(data["ferplus"], trained["landmarks"], trained["cfg"], trained["run"], rows=("nope",))
@@ -257,7 +264,11 @@ def test_calibration_comparison_wiring(trained) -> None:
     keys = list(calibration.probabilities)
     mc = f"Monte-Carlo mean of {cfg.mc_samples} samples"
     assert keys == [("full", "mu only (deployed)"), ("full", mc), ("w/o layer emb.", "mu only (deployed)"),
-                    ("w/o layer emb.", mc), ("w/o VI", "linear head"), ("baseline", "linear head")]
+                    ("w/o layer emb.", mc), ("w/o VI", "linear head"), ("baseline", "linear head"),
+                    (pv.PRIOR_ROW, "training class frequencies")]
+    prior = calibration.probabilities[(pv.PRIOR_ROW, "training class frequencies")]
+    counts = np.bincount(result.data["ferplus"].train.labels.numpy(), minlength=3)
+    assert np.allclose(prior, counts / counts.sum())  # every image gets the training frequencies
     full, base = result.get("ferplus", "full"), result.get("ferplus", "baseline")
     assert np.allclose(calibration.probabilities[("full", "mu only (deployed)")], torch.softmax(full.logits.double(), 1).numpy())
     with torch.random.fork_rng(), torch.no_grad():
@@ -272,11 +283,17 @@ def test_calibration_comparison_wiring(trained) -> None:
     assert calibration.main_keys() == [("full", "mu only (deployed)"), ("full", mc), ("baseline", "linear head")]
     assert all(isinstance(f, Figure) for f in calibration.diagrams())
     assert list(pv.sigma_summary(result).index) == [pv.ROW_LABELS["full"], pv.ROW_LABELS["w/o layer emb."]]
-    statements = pv.findings(result, calibration, landmarks=trained["landmarks"])
+    statements = pv.findings(result, calibration, landmarks=trained["landmarks"], trunk=trained["trunk"])
+    assert any("majority-class rate" in s for s in statements)
+    assert statements[-1] == pv.neurogaze_vich_statement() and "FERStudent" in statements[-1]
     assert any("ECE" in s for s in statements) and any("pp" in s for s in statements)
     assert statements[0].startswith("Landmark branch: NME")
     deviations = pv.deviations_frame(cfg, trained["run"], trained["data"])
     assert "no KL term" in deviations.loc["loss", "this run"]
+    # the input row is computed from the stored images (the fixture writes 48 px greyscale PNGs)
+    side = trained["data"]["ferplus"].train.images.shape[-1]
+    assert deviations.loc["input", "this run"].startswith(f"FERPlus: {side} x {side} px greyscale")
+    assert "3.5e-6" in deviations.loc["optimiser", "paper"]
 
 
 def test_gradcam_on_generated_faces(trained) -> None:
@@ -343,3 +360,53 @@ def test_face_tensor_data_feeds_112_px_three_channel_normalised_images() -> None
     expected = (1.0 - torch.tensor(pv.IMAGENET_MEAN)) / torch.tensor(pv.IMAGENET_STD)
     assert torch.allclose(batch["x"][0, :, 50, 50], expected, atol=1e-5)
     assert pv.face_tensor_data(faces, pv.chapter_config("smoke"), train=True, soft=True).augment is not None
+
+
+# ---- the shared trunk, FLOPs, timing threads, Table 4 FPR, Grad-CAM caveat ------------------------
+
+
+def test_every_row_starts_from_the_pretrained_trunk(trained) -> None:
+    trunk, landmarks, cfg = trained["trunk"], trained["landmarks"], trained["cfg"]
+    assert trunk is not None and trunk.train_images == cfg.trunk_train_size
+    assert len(trunk.test_predicted) == len(trained["data"]["ferplus"].test)
+    for row, config in pv.ablation_configs(cfg.poster_config(3)).items():
+        model = pv.build_row_model(config, landmarks, seed=0, trunk=trunk)
+        for name, value in model.image_backbone.state_dict().items():
+            assert torch.equal(value, trunk.model.backbone.state_dict()[name]), (row, name)
+    assert pv.pretrain_image_trunk(trained["data"]["ferplus"], pv.chapter_config("smoke", trunk_epochs=0), trained["run"]) is None
+    assert "accuracy (%)" in trunk.table(n_bootstrap=20).columns
+    assert all(r.fit.loaded_from_cache for r in trained["again"].runs)
+
+
+def test_flops_differ_between_rows_by_exactly_the_added_head() -> None:
+    """FlopCounterMode counts matrix products and convolutions: fc_logvar (D x C) is the only one
+    VICH adds, 2 D C FLOPs per image."""
+    config = pv.PosterConfig.poster_var(num_classes=8, width=0.125, depth=0.1)
+    rows = pv.ablation_configs(config)
+    flops = {row: pv.count_flops(pv.PosterModel(c)) for row, c in rows.items()}
+    assert flops["full"] - flops["w/o VI"] == 2 * config.embed_dim * config.num_classes
+    assert flops["full"] == flops["w/o layer emb."] and flops["w/o VI"] == flops["baseline"] > 10**6
+
+
+def test_cpu_threads_sets_and_restores_the_thread_count() -> None:
+    before = torch.get_num_threads()
+    with pv.cpu_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with pytest.raises(ValueError, match="n must be"):
+        with pv.cpu_threads(0):
+            pass
+
+
+def test_table_4_false_positive_rate_and_gradcam_caveat(trained) -> None:
+    result = trained["result"]
+    full = result.get("ferplus", "full")
+    table4 = pv.table_4_frame(result)
+    y, p = full.labels.numpy(), full.predicted
+    for c, name in enumerate(result.data["ferplus"].class_names):
+        assert table4.loc["False-positive rate (%)", name] == pytest.approx(100 * np.mean(p[y != c] == c), abs=0.01)
+    gradcam = pv.gradcam_on_generated_faces(result, trained["landmarks"], trained["run"])
+    never = dataclasses.replace(gradcam, predicted={k: (gradcam.targets + 1) % 3 for k in gradcam.predicted})
+    assert "0 / 2" in never.caveat()
+    always = dataclasses.replace(gradcam, predicted={k: gradcam.targets.copy() for k in gradcam.predicted})
+    assert always.caveat() is None

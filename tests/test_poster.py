@@ -291,6 +291,50 @@ def test_ablation_rows_differ_from_the_full_model_only_in_their_flags() -> None:
     assert rows["baseline"] == PosterConfig.poster_pp(width=TINY.width, depth=TINY.depth)
 
 
+def test_rows_share_the_initial_value_of_every_parameter_they_share() -> None:
+    """The flags change only what they name, initial weights included: at one seed, every parameter
+    two ablation rows both have is equal, and fc_mu of the VICH head starts as the linear head."""
+    models = {row: _model(config, seed=3) for row, config in ablation_configs(TINY).items()}
+    states = {row: m.state_dict() for row, m in models.items()}
+    compared = 0
+    for a in ABLATION_ROWS:
+        for b in ABLATION_ROWS:
+            if a >= b:
+                continue
+            shared = set(states[a]) & set(states[b])
+            assert len(shared) > 100
+            for name in shared:
+                assert torch.equal(states[a][name], states[b][name]), (a, b, name)
+                compared += 1
+    assert compared > 600
+    assert torch.equal(states["full"]["head.fc_mu.weight"], states["w/o VI"]["head.weight"])
+    assert not torch.equal(states["full"]["head.fc_mu.weight"], states["full"]["head.fc_logvar.weight"])
+    other_seed = _model(ablation_configs(TINY)["full"], seed=4).state_dict()
+    assert not torch.equal(other_seed["transformer.blocks.0.attn.qkv.weight"], states["full"]["transformer.blocks.0.attn.qkv.weight"])
+
+
+def test_token_norm_switches_only_the_layernorm_over_the_tokens() -> None:
+    on = _model(dataclasses.replace(TINY, token_norm=True), seed=5).eval()
+    off = PosterModel(dataclasses.replace(TINY, token_norm=False)).eval()
+    missing, unexpected = off.load_state_dict(on.state_dict(), strict=False)
+    assert missing == [] and set(unexpected) == {"token_norm.weight", "token_norm.bias"}
+    with torch.no_grad():
+        a, b = on.forward_stages(_images()), off.forward_stages(_images())
+    for x, y in zip(a["level_tokens"], b["level_tokens"]):
+        assert torch.equal(x, y)  # everything before the norm is the same computation
+    raw = torch.cat(b["level_tokens"], dim=1)
+    assert torch.equal(b["tokens"], raw)  # off: the tokens enter the ViT unnormalised
+    assert torch.allclose(a["tokens"], F.layer_norm(raw, raw.shape[-1:]), atol=1e-5)  # on: LayerNorm per token
+    assert not torch.allclose(a["logits"], b["logits"])
+
+
+def test_vich_head_arguments_are_checked() -> None:
+    with pytest.raises(ValueError, match="in_features"):
+        VICHead(0, 3)
+    with pytest.raises(ValueError, match="num_classes"):
+        VICHead(4, 1)
+
+
 # ---- landmark branch -----------------------------------------------------------------------------
 def test_frozen_landmark_branch_gets_no_gradient_and_keeps_its_statistics() -> None:
     model = _model(TINY).train()

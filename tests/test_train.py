@@ -359,6 +359,50 @@ def test_sam_step_matches_the_hand_computed_quadratic_case():
     assert not torch.allclose(w.detach(), plain_sgd)
 
 
+def test_trainer_sam_over_adamw_matches_hand_computed_steps():
+    """The chapter-04 path: Trainer.train_step with optimizer='sam' (base AdamW, weight decay).
+    L(w) = (x . w - y)^2 for one sample x = (1, 2), y = 0: g(w) = 2 (x . w) x. Each SAM step takes
+    g' = g(w + rho g / ||g||) and AdamW steps with it: m = b1 m + (1 - b1) g', v = b2 v + (1 - b2) g'^2,
+    w <- w (1 - lr wd) - lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps). Two steps, because the
+    first AdamW step is lr * sign(g') and cannot tell SAM's gradient from the plain one."""
+
+    class Linear1(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = nn.Parameter(torch.tensor([0.5, -0.1]))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return (x * self.w).sum(dim=1)
+
+    lr, wd, rho, eps, (b1, b2) = 0.05, 0.1, 0.05, 1e-8, (0.9, 0.999)
+    model = Linear1()
+    config = TrainConfig(epochs=1, lr=lr, weight_decay=wd, optimizer="sam", sam_rho=rho, schedule="constant",
+                         task="regression", grad_clip=None, amp="off", **QUIET)
+    trainer = Trainer(model, config, steps_per_epoch=2)
+    x, y = torch.tensor([[1.0, 2.0]]), torch.tensor([0.0])
+    for _ in range(2):
+        trainer.train_step({"x": x, "y": y, "index": torch.tensor([0])})
+
+    xv = torch.tensor([1.0, 2.0], dtype=torch.float64)
+
+    def grad(w: torch.Tensor) -> torch.Tensor:
+        return 2 * (xv @ w) * xv
+
+    def adamw(sharpness_aware: bool) -> torch.Tensor:
+        w, m, v = torch.tensor([0.5, -0.1], dtype=torch.float64), 0.0, 0.0
+        for t in (1, 2):
+            g = grad(w)
+            if sharpness_aware:
+                g = grad(w + rho * g / g.norm())
+            m, v = b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g * g
+            w = w * (1 - lr * wd) - lr * (m / (1 - b1**t)) / ((v / (1 - b2**t)).sqrt() + eps)
+        return w
+
+    expected = adamw(sharpness_aware=True)
+    assert torch.allclose(model.w.detach().double(), expected, atol=1e-6)
+    assert not torch.allclose(adamw(sharpness_aware=False), expected, atol=1e-4)  # the check can fail
+
+
 def test_sam_restores_weights_exactly_between_passes():
     w = torch.tensor([0.3, -1.7, 2.9], requires_grad=True)
     sam = SAM([w], torch.optim.SGD, rho=0.05, lr=0.0)  # lr 0: the base step leaves w where it was

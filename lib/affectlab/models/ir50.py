@@ -111,3 +111,25 @@ class IR50(nn.Module):
         x2 = self.stage2(x1)
         x3 = self.stage3(x2)
         return x1, x2, x3
+
+
+class IR50Classifier(nn.Module):
+    """The IR-50 trunk with a pooled linear classifier: the task that pretrains the trunk here.
+
+    POSTER++ starts from an IR-50 pretrained on MS-Celeb-1M face recognition; no such weights can be
+    downloaded, so the chapter pretrains the trunk on expression labels instead and loads
+    ``backbone`` into every ablation row. The three pyramid levels are average-pooled and
+    concatenated (so every stage the rows use is supervised directly), then one linear layer
+    classifies. ``forward`` returns ``{"logits": (B, C), "features": (B, c1 + c2 + c3)}``.
+    """
+
+    def __init__(self, num_classes: int, width: float = 1.0, depth: float = 1.0) -> None:
+        super().__init__()
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+            raise ValueError(f"IR50Classifier: num_classes must be an int >= 2; got {num_classes!r}")
+        self.backbone = IR50(width=width, depth=depth)
+        self.classifier = nn.Linear(sum(self.backbone.channels), num_classes)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        features = torch.cat([level.mean(dim=(2, 3)) for level in self.backbone(x)], dim=1)
+        return {"logits": self.classifier(features), "features": features}

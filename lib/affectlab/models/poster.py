@@ -366,6 +366,9 @@ class VICHead(nn.Module):
 
     def __init__(self, in_features: int, num_classes: int) -> None:
         super().__init__()
+        for name, value, least in (("in_features", in_features, 1), ("num_classes", num_classes, 2)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise ValueError(f"VICHead: {name} must be an int >= {least}; got {value!r}")
         self.fc_mu = nn.Linear(in_features, num_classes)
         self.fc_logvar = nn.Linear(in_features, num_classes)
 
@@ -451,14 +454,41 @@ class PosterModel(nn.Module):
         )
         if config.se_gate:
             self.se_gate = SEGate(d)
-        self.head: nn.Module = VICHead(d, config.num_classes) if config.vich else nn.Linear(d, config.num_classes)
         _vit_init(self.transformer)
-        _vit_init(self.head)
         if config.se_gate:
             _vit_init(self.se_gate)
+        self.head: nn.Module = self._make_head(config, d)
         self._landmarks_frozen = False
         if config.freeze_landmarks:
             self.freeze_landmark_branch()
+
+    @staticmethod
+    def _make_head(config: PosterConfig, dim: int) -> nn.Module:
+        """The classifier, built last and under a forked RNG seeded by one draw from the global one.
+
+        Every row of the ablation consumes the same random numbers before and after this call, so
+        the parameters two rows share start equal at the same seed (the flags change only what they
+        name); ``fc_mu`` of a VICH head starts equal to the linear head of a row without VICH.
+        """
+        head_seed = int(torch.randint(0, 2**62, (1,)))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(head_seed)
+            head: nn.Module = VICHead(dim, config.num_classes) if config.vich else nn.Linear(dim, config.num_classes)
+            torch.manual_seed(head_seed)  # fc_mu draws first, as the linear head does
+            _vit_init(head)
+        return head
+
+    def load_image_backbone(self, source: nn.Module | Mapping[str, torch.Tensor]) -> "PosterModel":
+        """Load pretrained IR-50 trunk weights (an :class:`IR50` or its state dict) of the same width/depth."""
+        state = source.state_dict() if isinstance(source, nn.Module) else source
+        try:
+            self.image_backbone.load_state_dict(state)
+        except RuntimeError as exc:
+            raise ValueError(
+                f"image-backbone weights do not fit this PosterModel (width={self.config.width}, "
+                f"depth={self.config.depth}): {exc}"
+            ) from None
+        return self
 
     # ---- landmark branch -------------------------------------------------------------------
     @property

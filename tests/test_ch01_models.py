@@ -18,6 +18,28 @@ def test_student_outputs_unit_norm_features_and_logits(in_channels, side):
     torch.testing.assert_close(out["features"].norm(dim=1), torch.ones(2))
 
 
+def test_student_head_input_scale_and_old_checkpoints():
+    torch.manual_seed(0)
+    model = FERStudent("resnet18").eval()
+    assert float(model.head_input_scale) == 16.0  # sqrt(256)
+    x = torch.rand(2, 1, 32, 32)
+    with torch.no_grad():
+        out = model(x)
+        # the head is linear in f: z = W (16 f) + b
+        expected = 16.0 * out["features"] @ model.head.weight.T + model.head.bias
+        torch.testing.assert_close(out["logits"], expected)
+    # a state dict saved before the scale existed loads with s = 1 (what it was trained with)
+    old_state = {k: v for k, v in model.state_dict().items() if k != "head_input_scale"}
+    plain = FERStudent("resnet18")
+    plain.load_state_dict(old_state)
+    assert float(plain.head_input_scale) == 1.0
+    plain.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(plain(x)["logits"], out["features"] @ model.head.weight.T + model.head.bias)
+    with pytest.raises(ValueError, match="head_input_scale"):
+        FERStudent(head_input_scale=0.0)
+
+
 def test_student_rejects_unknown_arch():
     with pytest.raises(ValueError, match="arch='vgg' is unknown"):
         FERStudent("vgg")

@@ -72,14 +72,48 @@ def test_soft_target_ce_hand_value_gradient_and_reference():
         L.soft_target_ce(z, votes)
 
 
-def test_kd_mse_hand_value_and_gradient():
-    s = torch.tensor([[0.0, 0.0]], dtype=D64, requires_grad=True)
+def test_kd_mse_logits_hand_value_and_gradient():
+    # z_s / T = [0.2, 0], z_t / T = [1.2, -0.8]: differences [-1, 0.8]
+    s = torch.tensor([[1.0, 0.0]], dtype=D64, requires_grad=True)
+    t = torch.tensor([[6.0, -4.0]], dtype=D64)
+    loss = L.kd_logit_loss(s, t, T=5.0, kind="mse_logits")
+    assert loss.item() == pytest.approx((1.0 + 0.64) / 2)
+    loss.backward()
+    # dL/dz_s = 2 (z_s - z_t) / (T^2 B K) = 2 [-5, 4] / (25 * 1 * 2)
+    torch.testing.assert_close(s.grad, torch.tensor([[-0.2, 0.16]], dtype=D64))
+    assert L.kd_logit_loss(s, t, T=5.0).item() == loss.item()  # the default reading
+    # batch of 2: the mean over B*K halves each row's gradient
+    s2 = torch.tensor([[1.0, 0.0], [0.0, 0.0]], dtype=D64, requires_grad=True)
+    t2 = torch.tensor([[6.0, -4.0], [0.0, 0.0]], dtype=D64)
+    L.kd_logit_loss(s2, t2, T=5.0, kind="mse_logits").backward()
+    torch.testing.assert_close(s2.grad, torch.tensor([[-0.1, 0.08], [0.0, 0.0]], dtype=D64))
+
+
+def test_kd_mse_probs_hand_value_and_gradient():
+    s = torch.tensor([[0.0, 0.0]], dtype=D64, requires_grad=True)  # softmax(s / 5) = [0.5, 0.5]
     t = torch.tensor([[5 * math.log(3.0), 0.0]], dtype=D64)  # softmax(t / 5) = [0.75, 0.25]
-    loss = L.kd_logit_loss(s, t, T=5.0, kind="mse")
+    loss = L.kd_logit_loss(s, t, T=5.0, kind="mse_probs")
     assert loss.item() == pytest.approx((0.25**2 + 0.25**2) / 2)
+    loss.backward()
+    # dL/dp = 2 (p_s - p_t) / K = [-0.25, 0.25]; dp/dz = (diag p - p p^T) / T = [[.25, -.25], [-.25, .25]] / 5
+    # -> dL/dz = [-0.125, 0.125] / 5
+    torch.testing.assert_close(s.grad, torch.tensor([[-0.025, 0.025]], dtype=D64))
     x = torch.randn(3, 4, dtype=D64, requires_grad=True, generator=_gen(3))
     tt = torch.randn(3, 4, dtype=D64, generator=_gen(4))
-    assert torch.autograd.gradcheck(lambda z: L.kd_logit_loss(z, tt, T=5.0, kind="mse"), (x,))
+    assert torch.autograd.gradcheck(lambda z: L.kd_logit_loss(z, tt, T=5.0, kind="mse_probs"), (x,))
+
+
+def test_kd_readings_differ_by_orders_of_magnitude_at_T5():
+    """Why the default is "mse_logits": at T = 5 the softened 8-class distributions are nearly
+    uniform: for logits of standard deviation 3 the probability MSE is ~1% of the logit MSE."""
+    g = _gen(10)
+    s, t = torch.randn(64, 8, dtype=D64, generator=g) * 3, torch.randn(64, 8, dtype=D64, generator=g) * 3
+    logits = L.kd_logit_loss(s, t, T=5.0, kind="mse_logits").item()
+    probs = L.kd_logit_loss(s, t, T=5.0, kind="mse_probs").item()
+    assert logits == pytest.approx(float(((s - t) ** 2).mean()) / 25)
+    assert probs < 0.03 * logits
+    with pytest.raises(ValueError, match="kind must be one of"):
+        L.kd_logit_loss(s, t, kind="mse")
 
 
 def test_kd_kl_matches_hinton_definition_and_gradient():
@@ -130,6 +164,27 @@ def test_proto_kd_hand_value_and_gradient():
     assert L.proto_kd_loss(x, protos, per_sample).item() == pytest.approx(shared)
 
 
+def test_proto_kd_hand_gradient():
+    """dL/ds = (q_stu - q) / tau for s = cos(f, p); through the L2 normalisation of a unit input x
+    the gradient is projected: dL/dx = (I - x x^T) P^T (q_stu - q) / tau."""
+    x = torch.tensor([[1.0, 0.0]], dtype=D64, requires_grad=True)
+    p = torch.tensor([[1.0, 0.0], [0.0, 1.0]], dtype=D64)
+    q = torch.tensor([0.5, 0.5], dtype=D64)
+    L.proto_kd_loss(x, p, q, tau=0.5).backward()
+    # s = [1, 0], q_stu = softmax([2, 0]); dL/ds = 2 (q_stu - q) = [tanh 1, -tanh 1]; the x-direction
+    # component is removed by the normalisation, leaving [0, -tanh(1)]
+    torch.testing.assert_close(x.grad, torch.tensor([[0.0, -math.tanh(1.0)]], dtype=D64))
+    # a non-unit input: the gradient scales by 1/|x|
+    x3 = torch.tensor([[3.0, 0.0]], dtype=D64, requires_grad=True)
+    L.proto_kd_loss(x3, p, q, tau=0.5).backward()
+    torch.testing.assert_close(x3.grad, torch.tensor([[0.0, -math.tanh(1.0) / 3]], dtype=D64))
+    # q^pro equal to q_stu: zero gradient
+    q_stu = torch.softmax(torch.tensor([2.0, 0.0], dtype=D64), 0)
+    x0 = torch.tensor([[1.0, 0.0]], dtype=D64, requires_grad=True)
+    L.proto_kd_loss(x0, p, q_stu, tau=0.5).backward()
+    torch.testing.assert_close(x0.grad, torch.zeros(1, 2, dtype=D64))
+
+
 def test_dgeo_hand_value():
     # class 0 (positive): points (0,0), (2,0): mean (1,0), variance (1 + 1) / 2 = 1
     # class 1: single point (1, 0.5): mean (1, 0.5); distance between means 0.5
@@ -154,21 +209,39 @@ def test_dgeo_gradient():
     )
 
 
+def test_dgeo_hand_gradient():
+    """Two positive points x1, x2 (class 0) and one point y (class 1):
+    var = |x1 - x2|^2 / 4 so dL_var/dx1 = (x1 - x2) / 2; with d = |mu_0 - mu_1| < m the two ordered
+    pairs give L_margin = 2 (m - d), so dL_margin/dx1 = -(mu_0 - mu_1) / d (mu_0 has weight 1/2 on
+    x1) and dL_margin/dy = 2 (mu_0 - mu_1) / d."""
+    feats = torch.tensor([[0.0, 0.0], [2.0, 0.0], [1.0, 0.5]], dtype=D64, requires_grad=True)
+    labels = torch.tensor([0, 0, 1])
+    L.dgeo_loss(feats, labels, [0], sigma_max=0.5, margin=1.0, alpha_var=2.0, alpha_mar=0.1).backward()
+    # (mu_0 - mu_1) / d = (0, -0.5) / 0.5 = (0, -1)
+    expected = torch.tensor([[2.0 * -1.0, 0.1 * 1.0], [2.0 * 1.0, 0.1 * 1.0], [0.0, 0.1 * -2.0]], dtype=D64)
+    torch.testing.assert_close(feats.grad, expected)
+    # inside both caps: no gradient at all
+    relaxed = feats.detach().clone().requires_grad_(True)
+    L.dgeo_loss(relaxed, labels, [0], sigma_max=1.5, margin=0.2).backward()
+    torch.testing.assert_close(relaxed.grad, torch.zeros(3, 2, dtype=D64))
+
+
 def test_dgeo_weight_schedule():
     # paper window 20 -> 60 for a 60-epoch run
-    assert L.dgeo_weight(0, 60) == 0.0
-    assert L.dgeo_weight(19.9, 60) == 0.0
-    assert L.dgeo_weight(20, 60) == pytest.approx(0.0)
-    assert L.dgeo_weight(40, 60) == pytest.approx(0.006)  # half-way: half the weight
-    assert L.dgeo_weight(30, 60) == pytest.approx(0.012 * (1 - math.cos(math.pi / 4)) / 2)
-    assert L.dgeo_weight(60, 60) == pytest.approx(0.012)
-    assert L.dgeo_weight(80, 100, paper_epochs=100) == pytest.approx(0.012)  # held after the window
-    assert L.dgeo_weight(80, 100, paper_epochs=100, hold_after_end=False) == 0.0
-    # scaled to a 6-epoch run: window 2 -> 6
-    assert L.dgeo_weight(1, 6) == 0.0
-    assert L.dgeo_weight(4, 6) == pytest.approx(0.006)
+    assert L.dgeo_weight(0, 60, paper_epochs=60) == 0.0
+    assert L.dgeo_weight(19.9, 60, paper_epochs=60) == 0.0
+    assert L.dgeo_weight(20, 60, paper_epochs=60) == pytest.approx(0.0)
+    assert L.dgeo_weight(40, 60, paper_epochs=60) == pytest.approx(0.006)  # half-way: half the weight
+    assert L.dgeo_weight(30, 60, paper_epochs=60) == pytest.approx(0.012 * (1 - math.cos(math.pi / 4)) / 2)
+    assert L.dgeo_weight(60, 60, paper_epochs=60) == pytest.approx(0.012)
+    assert L.dgeo_weight(80, 100) == pytest.approx(0.012)  # default: A3_full's 100 epochs; held after
+    assert L.dgeo_weight(80, 100, hold_after_end=False) == 0.0
+    # scaled to a 10-epoch run (default paper_epochs=100): window 2 -> 6; fractional epochs ramp per step
+    assert L.dgeo_weight(1.99, 10) == 0.0
+    assert L.dgeo_weight(4, 10) == pytest.approx(0.006)
+    assert 0 < L.dgeo_weight(2.5, 10) < L.dgeo_weight(3.0, 10) < 0.006
     # monotone inside the window
-    ws = [L.dgeo_weight(e, 60) for e in range(20, 61)]
+    ws = [L.dgeo_weight(e, 60, paper_epochs=60) for e in range(20, 61)]
     assert all(b >= a for a, b in zip(ws, ws[1:]))
 
 

@@ -147,10 +147,14 @@ def test_each_variant_adds_exactly_its_loss_terms(variant):
     total, parts, outputs = trainer.losses(batch, epoch=10)
     assert set(parts) == {"task_loss", *ng.VARIANT_TERMS[variant]}
     assert torch.isclose(total, sum(parts.values()))
-    if "kd" in parts:  # MSE KD, weight 0.30, T = 5 (T = 1 for "Full")
+    if "kd" in parts:  # logit-MSE KD (the chapter's default reading), weight 0.30, T = 5 (T = 1 for "Full")
         T = 1.0 if variant == "Full" else 5.0
-        expected = 0.30 * kd_logit_loss(outputs["logits"], batch["teacher_logits"], T=T, kind="mse")
+        expected = 0.30 * ((outputs["logits"] - batch["teacher_logits"]) ** 2).mean() / T**2
         assert torch.isclose(parts["kd"], expected)
+        probs = dataclasses.replace(cfg, kd_kind="mse_probs")
+        kd_probs = ng.variant_terms(variant, probs, bank["prototypes"], bank["prior"], ng.DGeoParams(0.1, 1.0))["kd"]
+        assert torch.isclose(kd_probs(outputs, batch, 10),
+                             0.30 * kd_logit_loss(outputs["logits"], batch["teacher_logits"], T=T, kind="mse_probs"))
     if "dgeo" in parts:
         assert parts["dgeo"] > 0  # margin 1 between unit-norm class means is violated at init
 
@@ -164,6 +168,27 @@ def test_dgeo_is_off_before_its_scaled_window():
     batch = {"y": torch.arange(16) % K}
     assert term(out, batch, 1) == 0
     assert 0 < term(out, batch, 3) < term(out, batch, 7)
+
+
+def test_dgeo_ramp_advances_per_step():
+    """With steps_per_epoch = 4 and the window 2 -> 6 of a 10-epoch run, epoch 3's steps sit at
+    t = 2.25, 2.5, 2.75, 3.0: the weight grows step by step and the last step equals the per-epoch value."""
+    cfg = ng.chapter_config("smoke", epochs=10)
+    bank = _bank()
+    params = ng.DGeoParams(0.1, 1.0)
+    per_step = ng.variant_terms("B3", cfg, bank["prototypes"], bank["prior"], params, steps_per_epoch=4)["dgeo"]
+    per_epoch = ng.variant_terms("B3", cfg, bank["prototypes"], bank["prior"], params)["dgeo"]
+    torch.manual_seed(0)
+    with torch.no_grad():
+        out = TinyStudent()(torch.rand(16, 1, 16, 16))
+    batch = {"y": torch.arange(16) % K}
+    raw = float(ng.dgeo_loss(out["features"], batch["y"], [1, 2], 0.1, 1.0))
+    values = [float(per_step(out, batch, 3)) for _ in range(4)]
+    expected = [ng.dgeo_weight(t, 10, 0.012, 20, 60, 100) * raw for t in (2.25, 2.5, 2.75, 3.0)]
+    np.testing.assert_allclose(values, expected, rtol=1e-5)
+    assert values[0] < values[1] < values[2] < values[3]
+    np.testing.assert_allclose(values[-1], float(per_epoch(out, batch, 3)), rtol=1e-6)
+    assert float(per_step(out, batch, 2)) == 0.0  # a new epoch restarts the count: t = 1.25 < 2
 
 
 def test_variant_terms_reject_missing_ingredients():
@@ -185,6 +210,11 @@ def test_chapter_config_profiles_and_bad_values():
         assert cfg.kd_weight == 0.30 and cfg.proto_tau == 0.90 and cfg.geo_weight == 0.012
         assert cfg.label_smoothing == 0.055 and cfg.grid == 5
     assert ng.chapter_config("paper").arch == "resnet50"
+    assert ng.chapter_config("quick").kd_kind == "mse_logits" and ng.chapter_config("paper").dgeo_alpha_candidates
+    with pytest.raises(ConfigError, match="ChapterConfig.kd_kind"):
+        ng.chapter_config("smoke", kd_kind="mse")
+    with pytest.raises(ConfigError, match="ChapterConfig.noise_seeds"):
+        ng.chapter_config("smoke", noise_seeds=-1)
     with pytest.raises(ConfigError, match="ChapterConfig.epochs"):
         ng.chapter_config("smoke", epochs=0)
     with pytest.raises(ConfigError, match="ChapterConfig.kd_source"):
@@ -208,10 +238,11 @@ def _faces(n: int, split: str, seed: int, drop_neutral: bool = False) -> FaceSet
 
 
 def test_train_students_composes_variants_and_reloads(monkeypatch, tmp_path):
-    monkeypatch.setattr(ng, "_student_model", lambda arch, seed: (torch.manual_seed(seed), TinyStudent())[1])
+    monkeypatch.setattr(ng, "_student_model", lambda arch, seed, scale=None: (torch.manual_seed(seed), TinyStudent())[1])
     run = ng.RunConfig(profile="smoke", data_root=None, seed=0, device=torch.device("cpu"))
     cfg = ng.chapter_config("smoke", image_size=16, epochs=2, bootstrap_resamples=20, embedding_points=24,
-                            dgeo_candidates=(ng.DGeoParams(0.3, 0.5), ng.DGeoParams(0.6, 1.0)))
+                            dgeo_candidates=(ng.DGeoParams(0.3, 0.5), ng.DGeoParams(0.6, 1.0)),
+                            dgeo_alpha_candidates=((2.0, 0.5),), noise_seeds=1)
     train = _faces(64, "train", 0)
     data = ng.FaceData(train=train, val=_faces(32, "valid", 1), test=_faces(40, "test", 2),
                        cross={"ckplus": _faces(28, "all", 3, drop_neutral=True)}, mean=0.3, std=0.2,
@@ -220,8 +251,15 @@ def test_train_students_composes_variants_and_reloads(monkeypatch, tmp_path):
     students = ng.train_students(data, banks, cfg, run)
     assert set(students.runs) == {(v, 0) for v in ng.VARIANTS}
     assert students.vision_teacher is students.runs[("B0", 0)]  # "b0" teacher in smoke
-    assert len(students.dgeo_selection) == 2 and students.dgeo_selection["chosen"].sum() == 1
-    assert set(students.ablation) == {(7, 0)}
+    selection = students.dgeo_selection
+    assert len(selection) == 3 and selection["chosen"].sum() == 1 and len(students.dgeo_runs) == 3
+    assert list(selection["stage"]) == ["sigma_max, m", "sigma_max, m", "alpha_var, alpha_mar"]
+    first = selection.iloc[:2]
+    best_sm = first.loc[first["val macro-F1 (best epoch)"].idxmax(), ["sigma_max", "margin"]].tolist()
+    assert selection.iloc[2][["sigma_max", "margin", "alpha_var", "alpha_mar"]].tolist() == best_sm + [2.0, 0.5]
+    chosen_row = selection[selection["chosen"]].iloc[0]
+    assert chosen_row["val macro-F1 (best epoch)"] == selection["val macro-F1 (best epoch)"].max()
+    assert set(students.ablation) == {(7, 0)} and set(students.noise) == {1}
     for (variant, _), result in students.runs.items():
         extra = [c for c in result.history.columns if c in ("kd", "proto_kd", "dgeo")]
         assert tuple(extra) == ng.VARIANT_TERMS[variant]
@@ -232,16 +270,50 @@ def test_train_students_composes_variants_and_reloads(monkeypatch, tmp_path):
     assert again.dgeo == students.dgeo
 
     table3, raw3 = ng.ablation_table(again, data, cfg, run)
-    assert list(table3.index) == [ng.VARIANT_LABELS[v] for v in ng.VARIANTS]
-    assert table3.loc["B0 CE only", "Macro-F1 (%) paper"] == "51.29"
+    assert list(table3.index)[:5] == [ng.VARIANT_LABELS[v] for v in ng.VARIANTS]
+    assert list(table3.index)[5:] == ["B0, seed 1 (run-to-run spread)", "majority class (neutral)",
+                                      "chance (uniform guess, expected)"]
+    assert table3.loc["B0 CE only", "Macro-F1 (%) paper"] == "51.29" and (table3["n"] == 40).all()
+    assert table3.loc["chance (uniform guess, expected)", "Acc (%) ours"] == "12.50 [12.50, 12.50]"
     acc = raw3["B0"]["accuracy"]
     assert acc["low"] <= acc["mean"] <= acc["high"] and len(acc["per_seed"]) == 1
+    with pytest.raises(ValueError, match="split"):
+        ng.ablation_table(again, data, cfg, run, split="train")
     table2, raw2 = ng.cross_dataset_table(again, data, cfg, run)
     assert list(table2.index) == ["ckplus", "ferplus_valid", "ferplus_test"]
     assert "neutral" not in raw2["ckplus"]["present"]
     assert table2.loc["ckplus", "8-way Acc (%) paper"] == "55.86"
+    assert table2.loc["ckplus", "present-only chance Acc / Macro-F1 / bACC (%)"].startswith("14.29 /")
+    with pytest.raises(ValueError, match="parameter variant"):
+        ng.cross_dataset_table(again, data, cfg, run, variant="B7")
     geometry = ng.feature_geometry_table(again, data.test, data, cfg, run)
-    assert (geometry["high-valence spread"] >= 0).all()
+    spreads = geometry[["high-valence spread", "other-class spread"]].to_numpy()
+    assert ((spreads > 0) & (spreads <= 1)).all()  # E|f - mu|^2 = 1 - |mu|^2 for unit features
+    assert (geometry["min class-mean distance"] <= geometry["mean class-mean distance"]).all()
+    assert (geometry["mean class-mean distance"] <= 2).all()
+
+
+
+def test_baseline_scores_hand_values():
+    # 6 rows: class 1 x3, class 2 x2, class 3 x1 (FERPlus indices: happiness, surprise, sadness)
+    true = np.array([1, 1, 1, 2, 2, 3])
+    eight = ng.baseline_scores(true, "8-way")
+    assert eight["majority"]["class"] == 1
+    assert eight["majority"]["accuracy"] == pytest.approx(0.5)
+    # majority F1: precision 1/2, recall 1 -> 2/3; the other 7 classes score 0
+    assert eight["majority"]["macro_f1"] == pytest.approx((2 / 3) / 8)
+    assert eight["majority"]["balanced_accuracy"] == pytest.approx(1 / 3)
+    # chance, 8-way: F1_c = 2 p_c (1/8) / (p_c + 1/8) for p = 1/2, 1/3, 1/6; absent classes 0
+    f1 = [2 * p / 8 / (p + 1 / 8) for p in (1 / 2, 1 / 3, 1 / 6)]
+    assert eight["chance"]["accuracy"] == 0.125 and eight["chance"]["balanced_accuracy"] == 0.125
+    assert eight["chance"]["macro_f1"] == pytest.approx(sum(f1) / 8)
+    present = ng.baseline_scores(true, "present-only")
+    assert present["chance"]["accuracy"] == pytest.approx(1 / 3)
+    f1p = [2 * p / 3 / (p + 1 / 3) for p in (1 / 2, 1 / 3, 1 / 6)]
+    assert present["chance"]["macro_f1"] == pytest.approx(sum(f1p) / 3)
+    assert present["majority"]["macro_f1"] == pytest.approx((2 / 3) / 3)
+    with pytest.raises(ValueError, match="setting"):
+        ng.baseline_scores(true, "7-way")
 
 
 def test_present_only_takes_argmax_over_present_classes():
@@ -273,13 +345,24 @@ def test_prototype_banks_are_saved_verified_and_reused(tmp_path, monkeypatch):
     assert banks.main["coverage"].sum() == 39 and banks.main["fingerprint"]["dropped_zero_features"] == 1
     np.testing.assert_allclose(banks.main["prior"].sum(), 1.0)
     table = ng.bank_coverage_table(banks)
-    assert list(table["bins"]) == [25, 49] and (table["empty bins"] >= 0).all()
+    assert list(table["bins"]) == [25, 49]
+    assert list(table["empty bins"]) == [int((b["coverage"] == 0).sum()) for b in (banks.main, banks.ablation)]
+    assert list(table["validation trials"]) == [39, 39]
     again = ng.prototype_banks(teacher, cfg, run)
     assert again.main["sha256"] == banks.main["sha256"]
     path = banks.main["path"]
     path.write_bytes(path.read_bytes()[:-8] + b"corrupt!")
     with pytest.raises(ValueError, match="SHA-256"):
         ng.prototype_banks(teacher, cfg, run)
+
+
+def test_probe_verdict_follows_the_interval():
+    assert ng.probe_verdict(0.05, 0.01, 0.09)[0] is True
+    assert ng.probe_verdict(-0.05, -0.09, -0.01)[0] is False
+    organises, text = ng.probe_verdict(0.01, -0.02, 0.04)
+    assert organises is None and "contains 0" in text and "+0.010 [-0.020, +0.040]" in text
+    with pytest.raises(ValueError, match="low <= high"):
+        ng.probe_verdict(0.05, 0.1, 0.0)
 
 
 def test_ridge_probe_recovers_a_linear_target_and_not_noise():

@@ -119,6 +119,9 @@ def build_prototype_bank(
         ``prototypes`` (G*G, D) float32, the per-bin means of the L2-normalised features (empty bins
         filled from the nearest non-empty bin), and ``prior`` (G*G,) float64,
         ``(N_k + eps) / (N + eps * G^2)``. Bin order and tie rules: see the module docstring.
+
+    Algorithm 1's "global mean fallback" (for a bank with no non-empty bin at all) cannot arise
+    here: an empty input raises, and one sample already fills a bin that every empty bin can copy.
     """
     grid = _check_grid(grid)
     feats = _as_array(features, "features")

@@ -57,7 +57,7 @@ from affectlab.config import (
 )
 from affectlab.data.sets import EEGSet, FaceSet
 from affectlab.data.taxonomy import FERPLUS_CLASSES
-from affectlab.losses import dgeo_loss, dgeo_weight, kd_logit_loss, proto_kd_loss
+from affectlab.losses import KD_KINDS, dgeo_loss, dgeo_weight, kd_logit_loss, proto_kd_loss
 from affectlab.models.resnet_student import FERStudent
 from affectlab.models.va_teacher import TopomapVATeacher
 from affectlab.prototypes import (
@@ -106,7 +106,10 @@ __all__ = [
     "grid_ablation_table",
     "present_only_confusion",
     "feature_geometry_table",
+    "ProbeResult",
     "known_ground_truth_probe",
+    "probe_verdict",
+    "baseline_scores",
     "write_artifacts",
     "topomap_grid_figure",
     "ablation_timeline_figure",
@@ -199,15 +202,23 @@ class ChapterConfig:
     one training run on a CPU.
 
     Student recipe (Sec. 4.4, App. A.3): AdamW lr 2e-4 (``lr``), weight decay 0.05, cosine
-    schedule, batch 128 (``batch_size``), clipping 1.0, label smoothing 0.055, class weights ``(N / (K n_c)) ** class_weight_power``
-    (normalised to a mean sample weight of 1); KD MSE weight 0.30 at T = 5 (``kd_source``: "cached"
-    teacher logits of the un-augmented image, or "live" on the augmented batch as Algorithm 2
-    line 6); Proto-KD weight 0.12, tau 0.90; D-Geo weight 0.012 with the cosine ramp over epochs
-    20 -> 60 of a ``geo_paper_epochs``-epoch run (A3_full: 100), scaled to ``epochs``; positives
-    happiness and surprise. ``dgeo_candidates`` are tried on FERPlus validation (B3, first seed).
+    schedule, batch 128 (``batch_size``), clipping 1.0, label smoothing 0.055, class weights
+    ``(N / (K n_c)) ** class_weight_power`` (normalised to a mean sample weight of 1); the head's
+    input scale ``head_input_scale`` (None = sqrt(256) = 16, see
+    :class:`~affectlab.models.resnet_student.FERStudent`); logit KD weight 0.30 at T = 5 with
+    ``kd_kind`` "mse_logits" (MSE of z/T; "mse_probs" and "kl" selectable, see
+    :func:`affectlab.losses.kd_logit_loss`) and ``kd_source`` "cached" (teacher logits of the
+    un-augmented image) or "live" (on the augmented batch, Algorithm 2 line 6); Proto-KD weight 0.12,
+    tau 0.90; D-Geo weight 0.012 with the cosine ramp over epochs 20 -> 60 of a
+    ``geo_paper_epochs``-epoch run (A3_full: 100), scaled to ``epochs`` and advanced per step;
+    positives happiness and surprise. D-Geo's internals are chosen on FERPlus validation (B3,
+    first seed) in two stages: ``dgeo_candidates`` (sigma_max, m; alpha_var = alpha_mar = 1), then
+    ``dgeo_alpha_candidates`` ((alpha_var, alpha_mar) pairs) at the best (sigma_max, m); an empty
+    tuple keeps alpha_var = alpha_mar = 1.
 
-    ``n_seeds`` seeds start at the run's SEED. ``embedding_methods`` of Fig. 6 ("tsne", "umap",
-    "pca"); ``probe_*`` size the known-ground-truth probe on generated faces.
+    ``n_seeds`` seeds start at the run's SEED; ``noise_seeds`` extra B0 runs (seeds after those)
+    measure run-to-run variation when ``n_seeds`` is 1. ``embedding_methods`` of Fig. 6 ("tsne",
+    "umap", "pca"); ``probe_*`` size the known-ground-truth probe on generated faces.
     """
 
     profile: str
@@ -245,12 +256,13 @@ class ChapterConfig:
     label_smoothing: float = 0.055
     class_weight_power: float = 0.5
     channels_last: bool = False
+    head_input_scale: float | None = None
     crop_padding: int = 3
     jitter: float = 0.1
     kd_weight: float = 0.30
     kd_temperature: float = 5.0
     full_kd_temperature: float = 1.0
-    kd_kind: str = "mse"
+    kd_kind: str = "mse_logits"
     kd_source: str = "cached"
     proto_weight: float = 0.12
     proto_tau: float = 0.90
@@ -260,6 +272,8 @@ class ChapterConfig:
     geo_paper_epochs: int = 100
     positive_classes: tuple[str, ...] = ("happiness", "surprise")
     ablation_seeds: int = 1
+    dgeo_alpha_candidates: tuple[tuple[float, float], ...] = ()
+    noise_seeds: int = 0
     # analysis
     bootstrap_resamples: int = 1000
     probe_epochs: int = 6
@@ -285,8 +299,15 @@ class ChapterConfig:
             fail("teacher_val_fraction", "in (0, 1)")
         if not 0 < self.deap_binary_level <= 1:
             fail("deap_binary_level", "in (0, 1]")
-        if self.kd_kind not in ("mse", "kl"):
-            fail("kd_kind", "'mse' or 'kl'")
+        if self.kd_kind not in KD_KINDS:
+            fail("kd_kind", f"one of {KD_KINDS}")
+        if isinstance(self.noise_seeds, bool) or not isinstance(self.noise_seeds, int) or self.noise_seeds < 0:
+            fail("noise_seeds", "an int >= 0")
+        if self.head_input_scale is not None and not self.head_input_scale > 0:
+            fail("head_input_scale", "a number > 0 or None (= sqrt(256))")
+        for pair in self.dgeo_alpha_candidates:
+            if len(pair) != 2 or not all(isinstance(a, (int, float)) and a >= 0 for a in pair):
+                fail("dgeo_alpha_candidates", "a tuple of (alpha_var, alpha_mar) pairs of numbers >= 0")
         if self.kd_source not in ("cached", "live"):
             fail("kd_source", "'cached' or 'live'")
         if self.vision_teacher not in ("soft", "b0"):
@@ -316,15 +337,21 @@ def chapter_config(profile: str, **overrides: Any) -> ChapterConfig:
     """The chapter's sizes for ``profile``; ``overrides`` replace single fields (for tests).
 
     - smoke: tiny FERPlus subsets, one short epoch per model, one seed: proves every cell runs.
-    - quick: this 2-core CPU, budgeted for <= 20 minutes. Measured: one ResNet-18 training step
-      of 64 faces costs about 1.7 CPU-seconds at 48 px and 0.85 at 32 px, and the chapter trains
-      9 students, so faces are resized to 32 px; about 1,700 training images (at most 250 per
-      class), 4 epochs, one seed, two D-Geo candidates, the first-seed B0 as KD teacher, the 7x7
-      ablation, 20 teacher epochs. With ~110 optimiser steps instead of the paper's ~22,000, the
-      learning rate is 1e-3 and the batch 64 (the paper: 2e-4 and 128).
-    - paper: the paper's recipe (ResNet-50, 224 px, all data, 100 epochs, 3 seeds, a 3x3 D-Geo
-      grid, a separate ResNet-50 KD teacher on the vote distributions used live, channels-last):
-      for a GPU.
+    - quick: this 2-core CPU, budgeted for <= 15 minutes. Measured on this machine: one ResNet-18
+      epoch at 32 px, batch 64, costs ~4 ms per image (8 s for 1,736 images; 12.5 s for the 3,236
+      used here); 48 px costs ~2.3x as much per image. The EEG teacher takes ~1 min and tables,
+      embeddings and the probe ~4 min. The chapter trains 8 FERPlus students (B0, B1, B2, two B3
+      candidates, Full, the 7x7 B2, a second B0 seed for the run-to-run spread) and 2 probe
+      students, so faces stay at 32 px and the time goes into more images and steps instead: at
+      most 500 training images per class (3,236), 4 epochs (204 optimiser steps, ~55 s per
+      student; the previous 250-per-class setting had 112 steps). A trial B0 of this setting
+      reached 37% validation accuracy and 28% macro-F1 (35% / 26% on test, against 34.5% / 6.4%
+      for always answering "neutral"), with the head-input scale of :class:`FERStudent`. The
+      first-seed B0 is the KD teacher; the EEG teacher trains 20 epochs. With ~200 steps instead
+      of the paper's ~22,000, the learning rate is 1e-3 and the batch 64 (the paper: 2e-4, 128).
+    - paper: the paper's recipe (ResNet-50, 224 px, all data, 100 epochs, 3 seeds, a 3x3
+      (sigma_max, m) grid then 2 (alpha_var, alpha_mar) alternatives, a separate ResNet-50 KD
+      teacher on the vote distributions used live, channels-last): for a GPU.
     """
     profile = check_profile(profile)
     two = (DGeoParams(sigma_max=0.5, margin=0.5), DGeoParams(sigma_max=0.7, margin=1.0))
@@ -332,14 +359,15 @@ def chapter_config(profile: str, **overrides: Any) -> ChapterConfig:
     table: dict[str, dict[str, Any]] = {
         "smoke": dict(n_seeds=1, teacher_epochs=1, train_per_class=8, val_size=32, test_size=64, cross_size=64,
                       epochs=1, batch_size=16, lr=1e-3, steps_per_epoch=2, teacher_steps_per_epoch=2,
-                      dgeo_candidates=two[:1], embedding_points=64, embedding_methods=("tsne", "pca"),
+                      dgeo_candidates=two[:1], embedding_points=64, embedding_methods=("pca",),
                       bootstrap_resamples=50, probe_epochs=1, topomap_size=24, vision_teacher="b0"),
-        "quick": dict(n_seeds=1, teacher_epochs=20, train_per_class=250, val_size=600, test_size=None, epochs=4,
+        "quick": dict(n_seeds=1, teacher_epochs=20, train_per_class=500, val_size=600, test_size=None, epochs=4,
                       lr=1e-3, batch_size=64, image_size=32,
                       dgeo_candidates=two, embedding_points=500, embedding_methods=("tsne", "umap"),
-                      probe_epochs=6, vision_teacher="b0"),
+                      probe_epochs=6, vision_teacher="b0", noise_seeds=1),
         "paper": dict(n_seeds=3, teacher_epochs=100, train_per_class=None, val_size=None, test_size=None,
-                      epochs=100, dgeo_candidates=grid, embedding_points=3000,
+                      epochs=100, dgeo_candidates=grid, dgeo_alpha_candidates=((2.0, 0.5), (0.5, 2.0)),
+                      embedding_points=3000,
                       embedding_methods=("tsne", "umap"), image_size=224, arch="resnet50",
                       vision_teacher_arch="resnet50", channels_last=True, kd_source="live", probe_epochs=30,
                       ablation_seeds=3),
@@ -628,29 +656,36 @@ def train_eeg_teacher(data: TeacherData, cfg: ChapterConfig, run: RunConfig) -> 
     )
 
 
-def _bootstrap_rows(fn: Callable[[np.ndarray], float], n: int, resamples: int, seed: int) -> tuple[float, float, float]:
-    """Percentile bootstrap over rows of a statistic of row indices (via :func:`metrics.bootstrap_ci`)."""
+def _bootstrap_rows(fn: Callable[[np.ndarray], float], n: int, resamples: int, seed: int,
+                    clusters: np.ndarray | None = None) -> tuple[float, float, float]:
+    """Percentile bootstrap of a statistic of row indices (via :func:`metrics.bootstrap_ci`):
+    rows resampled independently, or whole ``clusters`` (e.g. subjects) when given."""
     rows = np.arange(n)
     return metrics.bootstrap_ci(lambda idx, _: fn(idx), rows, rows, n_resamples=resamples, seed=seed,
-                                stratified=False)
+                                stratified=False, clusters=clusters)
 
 
 def teacher_scores(teacher: TeacherRun, data: TeacherData, cfg: ChapterConfig) -> pd.DataFrame:
-    """CCC of the teacher's validation V/A per axis and dataset, with 95% bootstrap CIs (rows
-    resampled, 1,000 by default), plus the number of validation trials and subjects."""
+    """CCC of the teacher's validation V/A per axis and dataset, with 95% cluster-bootstrap CIs:
+    each resample draws whole validation *subjects* with replacement (``cfg.bootstrap_resamples``
+    of them), because trials of one subject are not independent. A set with a single validation
+    subject falls back to resampling trials (the "CI resamples" column says which)."""
     rows = []
     val_dataset = data.dataset[teacher.val_idx]
     val_groups = data.groups[teacher.val_idx]
     for name in ["all", *dict.fromkeys(val_dataset.tolist())]:
         sel = np.ones(len(val_dataset), bool) if name == "all" else val_dataset == name
-        true, pred = teacher.val_va[sel], teacher.val_pred[sel]
+        true, pred, groups = teacher.val_va[sel], teacher.val_pred[sel], val_groups[sel]
+        n_subjects = len(set(groups.tolist()))
+        clusters = np.unique(groups, return_inverse=True)[1] if n_subjects >= 2 else None
         for axis, label in enumerate(("valence", "arousal")):
             point, low, high = _bootstrap_rows(
                 lambda idx: metrics.ccc(true[idx, axis], pred[idx, axis]), int(sel.sum()),
-                cfg.bootstrap_resamples, seed=0)
+                cfg.bootstrap_resamples, seed=0, clusters=clusters)
             rows.append({"validation set": name, "axis": label, "trials": int(sel.sum()),
-                         "subjects": len(set(val_groups[sel].tolist())), "CCC": point,
-                         "CCC 95% CI": f"[{low:.3f}, {high:.3f}]"})
+                         "subjects": n_subjects, "CCC": point, "CCC 95% CI": f"[{low:.3f}, {high:.3f}]",
+                         "CI low": low, "CI high": high,
+                         "CI resamples": "subjects" if clusters is not None else "trials (1 subject)"})
     return pd.DataFrame(rows)
 
 
@@ -916,14 +951,31 @@ def _proto_term(weight: float, tau: float, prototypes: torch.Tensor, prior: torc
     return proto_kd
 
 
-def _dgeo_term(cfg: ChapterConfig, params: DGeoParams) -> LossTerm:
-    """``lambda_geo * s_geo(e) * (alpha_var L_var + alpha_mar L_margin)`` (Alg. 2 lines 12-14), zero
-    (and not computed) before the scaled late window."""
+def _dgeo_term(cfg: ChapterConfig, params: DGeoParams, steps_per_epoch: int | None = None) -> LossTerm:
+    """``lambda_geo * s_geo(t) * (alpha_var L_var + alpha_mar L_margin)`` (Alg. 2 lines 12-14), zero
+    (and not computed) before the scaled late window.
+
+    With ``steps_per_epoch`` the ramp advances per optimiser step: the k-th call of epoch e (the
+    trainer counts epochs from 1) uses ``t = e - 1 + k / steps_per_epoch``, so the last step of
+    epoch e sees ``t = e``. Without it the whole of epoch e uses ``t = e``.
+    """
     positives = [FERPLUS_CLASSES.index(c) for c in cfg.positive_classes]
+    if steps_per_epoch is not None and (isinstance(steps_per_epoch, bool) or steps_per_epoch < 1):
+        raise ValueError(f"parameter steps_per_epoch must be an int >= 1 or None; got {steps_per_epoch!r}")
+    state = {"epoch": None, "step": 0}
+
+    def progress(epoch: int) -> float:
+        if steps_per_epoch is None:
+            return float(epoch)
+        if state["epoch"] != epoch:
+            state["epoch"], state["step"] = epoch, 0
+        state["step"] = min(state["step"] + 1, steps_per_epoch)
+        return epoch - 1 + state["step"] / steps_per_epoch
 
     def dgeo(outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], epoch: int) -> torch.Tensor:
         feats = outputs["features"]
-        w = dgeo_weight(epoch, cfg.epochs, cfg.geo_weight, cfg.geo_start, cfg.geo_end, cfg.geo_paper_epochs)
+        w = dgeo_weight(progress(epoch), cfg.epochs, cfg.geo_weight, cfg.geo_start, cfg.geo_end,
+                        cfg.geo_paper_epochs)
         if w == 0.0:
             return feats.new_zeros(())
         return w * dgeo_loss(feats, batch["y"], positives, params.sigma_max, params.margin,
@@ -939,11 +991,13 @@ def variant_terms(
     prior: np.ndarray | torch.Tensor | None = None,
     dgeo: DGeoParams | None = None,
     teacher: torch.nn.Module | None = None,
+    steps_per_epoch: int | None = None,
 ) -> dict[str, LossTerm]:
     """The extra loss terms of ``variant`` (CE with label smoothing and class weights is the
     trainer's task loss): exactly :data:`VARIANT_TERMS` [variant]. KD uses T = ``kd_temperature``
     (5) except "Full" (``full_kd_temperature``, 1). ``teacher`` given = live KD, else cached
-    logits from the batch. Missing ingredients for a term raise a clear error."""
+    logits from the batch; ``steps_per_epoch`` makes D-Geo's ramp advance per step. Missing
+    ingredients for a term raise a clear error."""
     if variant not in VARIANT_TERMS:
         raise ValueError(f"unknown variant {variant!r}; choose one of {VARIANTS}")
     terms: dict[str, LossTerm] = {}
@@ -960,7 +1014,7 @@ def variant_terms(
         elif name == "dgeo":
             if dgeo is None:
                 raise ValueError(f"variant {variant} needs D-Geo parameters (DGeoParams)")
-            terms["dgeo"] = _dgeo_term(cfg, dgeo)
+            terms["dgeo"] = _dgeo_term(cfg, dgeo, steps_per_epoch)
     return terms
 
 
@@ -975,8 +1029,10 @@ class StudentRuns:
 
     ``runs[(variant, seed)]`` -> :class:`FitResult`; ``vision_teacher`` the KD teacher's result
     (the first-seed B0 run itself when ``cfg.vision_teacher == "b0"``);
-    ``dgeo`` the chosen D-Geo internals and ``dgeo_selection`` the candidates' validation scores;
-    ``ablation[(grid, seed)]`` the B2 runs with the ``ablation_grid`` bank; ``seeds`` used.
+    ``dgeo`` the chosen D-Geo internals, ``dgeo_selection`` the candidates' validation scores and
+    ``dgeo_runs`` every candidate run; ``ablation[(grid, seed)]`` the B2 runs with the
+    ``ablation_grid`` bank; ``noise[seed]`` the extra B0 runs (``cfg.noise_seeds``) that measure
+    run-to-run variation; ``seeds`` used.
     """
 
     runs: dict[tuple[str, int], FitResult]
@@ -987,14 +1043,24 @@ class StudentRuns:
     seeds: tuple[int, ...]
     variants: tuple[str, ...]
     prefix: str
+    dgeo_runs: dict[str, FitResult] = dataclasses.field(default_factory=dict)
+    noise: dict[int, FitResult] = dataclasses.field(default_factory=dict)
+
+    def require(self, variant: str) -> None:
+        """Raise a clear error unless ``variant`` was trained (for every seed)."""
+        missing = [s for s in self.seeds if (variant, s) not in self.runs]
+        if variant not in VARIANTS or missing:
+            raise ValueError(f"parameter variant: {variant!r} was not trained here; trained variants are "
+                             f"{self.variants}")
 
     def histories(self, variant: str) -> list[pd.DataFrame]:
         return [self.runs[(variant, s)].history for s in self.seeds if (variant, s) in self.runs]
 
 
-def _student_model(arch: str, seed: int) -> FERStudent:
+def _student_model(arch: str, seed: int, head_input_scale: float | None = None) -> FERStudent:
     seed_everything(seed)
-    return FERStudent(arch=arch, n_classes=len(FERPLUS_CLASSES), proj_dim=256, in_channels=1)
+    return FERStudent(arch=arch, n_classes=len(FERPLUS_CLASSES), proj_dim=256, in_channels=1,
+                      head_input_scale=head_input_scale)
 
 
 def _train_vision_teacher(data: FaceData, cfg: ChapterConfig, run: RunConfig, prefix: str) -> FitResult:
@@ -1010,7 +1076,8 @@ def _train_vision_teacher(data: FaceData, cfg: ChapterConfig, run: RunConfig, pr
     config = _train_config(cfg, seed, target="soft" if soft else "hard", label_smoothing=0.0 if soft else cfg.label_smoothing)
     key = {"chapter": CHAPTER, "role": "vision_teacher", "arch": cfg.vision_teacher_arch, "init_seed": seed,
            "faces": data.tag}
-    return fit(_student_model(cfg.vision_teacher_arch, seed), train, val, config, key=key,
+    key["head_input_scale"] = cfg.head_input_scale
+    return fit(_student_model(cfg.vision_teacher_arch, seed, cfg.head_input_scale), train, val, config, key=key,
                name=f"{prefix}-vision-teacher", device=run.device)
 
 
@@ -1038,12 +1105,15 @@ def _train_one_student(
     val = _face_data(data.val, data, cfg, train=False)
     if live and uses_kd:
         teacher.model.to(run.device)
+    steps = train.num_batches(train=True)
+    if cfg.steps_per_epoch is not None:
+        steps = min(steps, cfg.steps_per_epoch)
     terms = variant_terms(variant, cfg, bank["prototypes"], bank["prior"], dgeo,
-                          teacher=teacher.model if (live and uses_kd) else None)
+                          teacher=teacher.model if (live and uses_kd) else None, steps_per_epoch=steps)
     config = _train_config(cfg, seed, class_weights=data.class_weights)
     key = {
         "chapter": CHAPTER, "role": "student", "variant": variant, "arch": cfg.arch, "init_seed": seed,
-        "faces": data.tag,
+        "faces": data.tag, "head_input_scale": cfg.head_input_scale,
         "kd": None if not uses_kd else {"weight": cfg.kd_weight, "kind": cfg.kd_kind, "source": cfg.kd_source,
                                         "T": cfg.full_kd_temperature if variant == "Full" else cfg.kd_temperature,
                                         "teacher": teacher.config_hash},
@@ -1051,10 +1121,10 @@ def _train_one_student(
                                                        "bank_sha256": bank["sha256"], "grid": bank["grid"]},
         "dgeo": None if "dgeo" not in terms else {
             **dataclasses.asdict(dgeo), "weight": cfg.geo_weight, "window": [cfg.geo_start, cfg.geo_end],
-            "paper_epochs": cfg.geo_paper_epochs, "positives": list(cfg.positive_classes)},
+            "paper_epochs": cfg.geo_paper_epochs, "positives": list(cfg.positive_classes), "ramp": "per step"},
     }
     grid_tag = "" if bank["grid"] == cfg.grid else f"-g{bank['grid']}"
-    return fit(_student_model(cfg.arch, seed), train, val, config, key=key, extra_terms=terms,
+    return fit(_student_model(cfg.arch, seed, cfg.head_input_scale), train, val, config, key=key, extra_terms=terms,
                name=f"{prefix}-{variant}{grid_tag}-s{seed}", device=run.device)
 
 
@@ -1072,11 +1142,13 @@ def train_students(
 
     1. the vision KD teacher and its cached logits: the first-seed B0 (``cfg.vision_teacher="b0"``)
        or a separate network on the vote distributions (:func:`_train_vision_teacher`);
-    2. D-Geo internals: B3 with each of ``cfg.dgeo_candidates`` on the first seed, chosen by the
-       best FERPlus-validation macro-F1 (the chosen run is B3's first-seed run, reused by
+    2. D-Geo internals: B3 with each of ``cfg.dgeo_candidates`` (sigma_max, m) on the first seed,
+       then the best one with each of ``cfg.dgeo_alpha_candidates`` (alpha_var, alpha_mar); the
+       best FERPlus-validation macro-F1 wins (the chosen run is B3's first-seed run, reused by
        train-or-load); ``select_dgeo=False`` takes the first candidate;
     3. every variant x seed (best checkpoint by validation macro-F1);
-    4. the grid ablation: B2 with the ``ablation_grid`` bank on ``cfg.ablation_seeds`` seeds.
+    4. the grid ablation: B2 with the ``ablation_grid`` bank on ``cfg.ablation_seeds`` seeds;
+    5. ``cfg.noise_seeds`` extra B0 seeds (the run-to-run spread of the recipe).
     """
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
@@ -1091,23 +1163,33 @@ def train_students(
         teacher = _train_vision_teacher(data, cfg, run, prefix)
     needs_logits = cfg.kd_source == "cached" and any("kd" in VARIANT_TERMS[v] for v in variants)
     logits = _cached_teacher_logits(teacher, data, cfg, run) if needs_logits else None
-    rows = []
+    rows: list[dict[str, Any]] = []
+    dgeo_runs: dict[str, FitResult] = {}
     needs_dgeo = any("dgeo" in VARIANT_TERMS[v] for v in variants)
-    candidates = cfg.dgeo_candidates if (select_dgeo and needs_dgeo) else cfg.dgeo_candidates[:1]
     best: tuple[float, DGeoParams] | None = None
+
+    def try_candidate(params: DGeoParams, stage: str) -> None:
+        nonlocal best
+        result = _train_one_student("B3", seeds[0], data, main, params, teacher, logits, cfg, run, prefix)
+        value = float(result.best_value) if result.best_value is not None else float("nan")
+        dgeo_runs[params.label] = result
+        rows.append({"stage": stage, **dataclasses.asdict(params), "val macro-F1 (best epoch)": value,
+                     "best epoch": result.best_epoch, "run": result.run_dir.name})
+        if best is None or value > best[0]:
+            best = (value, params)
+
     if needs_dgeo:
-        for params in candidates:
-            result = _train_one_student("B3", seeds[0], data, main, params, teacher, logits, cfg, run, prefix)
-            value = float(result.best_value) if result.best_value is not None else float("nan")
-            rows.append({**dataclasses.asdict(params), "val macro-F1 (best epoch)": value,
-                         "best epoch": result.best_epoch, "run": result.run_dir.name})
-            if best is None or value > best[0]:
-                best = (value, params)
+        for params in (cfg.dgeo_candidates if select_dgeo else cfg.dgeo_candidates[:1]):
+            try_candidate(params, "sigma_max, m")
+        if select_dgeo:
+            for alpha_var, alpha_mar in cfg.dgeo_alpha_candidates:
+                params = dataclasses.replace(best[1], alpha_var=float(alpha_var), alpha_mar=float(alpha_mar))
+                if params.label not in dgeo_runs:
+                    try_candidate(params, "alpha_var, alpha_mar")
     chosen = best[1] if best is not None else cfg.dgeo_candidates[0]
     selection = pd.DataFrame(rows)
     if len(selection):
-        selection["chosen"] = [r["sigma_max"] == chosen.sigma_max and r["margin"] == chosen.margin
-                               and r["alpha_var"] == chosen.alpha_var and r["alpha_mar"] == chosen.alpha_mar
+        selection["chosen"] = [DGeoParams(r["sigma_max"], r["margin"], r["alpha_var"], r["alpha_mar"]) == chosen
                                for r in rows]
     for variant in variants:
         for seed in seeds:
@@ -1119,8 +1201,13 @@ def train_students(
         for seed in seeds[: cfg.ablation_seeds]:
             ablation[(banks.ablation["grid"], seed)] = _train_one_student(
                 "B2", seed, data, banks.ablation, chosen, teacher, logits, cfg, run, prefix)
+    noise: dict[int, FitResult] = {}
+    if "B0" in variants:
+        for seed in range(seeds[-1] + 1, seeds[-1] + 1 + cfg.noise_seeds):
+            noise[seed] = _train_one_student("B0", seed, data, main, None, None, None, cfg, run, prefix)
     return StudentRuns(runs=runs, vision_teacher=teacher, dgeo=chosen, dgeo_selection=selection,
-                       ablation=ablation, seeds=seeds, variants=tuple(variants), prefix=prefix)
+                       ablation=ablation, seeds=seeds, variants=tuple(variants), prefix=prefix,
+                       dgeo_runs=dgeo_runs, noise=noise)
 
 
 def student_predictions(result: FitResult, faces: FaceSet, data: FaceData, cfg: ChapterConfig,
@@ -1192,28 +1279,89 @@ def _fmt(m: Mapping[str, float]) -> str:
 
 def _collect(students: StudentRuns, variant: str, faces: FaceSet, data: FaceData, cfg: ChapterConfig,
              run: RunConfig) -> tuple[np.ndarray, list[np.ndarray]]:
+    students.require(variant)
     preds = [student_predictions(students.runs[(variant, s)], faces, data, cfg, run) for s in students.seeds]
     return preds[0].labels.numpy(), [p.outputs.numpy() for p in preds]
+
+
+def baseline_scores(true: np.ndarray, setting: str = "8-way") -> dict[str, dict[str, float]]:
+    """Reference points for a label vector ``true`` (fractions, not %):
+
+    - ``"majority"``: always predicting the most frequent class of ``true`` (exact values; the
+      class is ``["majority"]["class"]``, an index into :data:`FERPLUS_CLASSES`);
+    - ``"chance"``: guessing uniformly among the K classes of the arg-max (``setting`` "8-way":
+      K = 8; "present-only": the classes present in ``true``), as large-sample expectations:
+      Acc = bACC = 1/K and per-class F1 = 2 p_c (1/K) / (p_c + 1/K) with p_c the class share
+      (precision p_c, recall 1/K), macro-averaged like the models (8-way: over all 8 classes, an
+      absent class scoring 0; present-only: over the present classes).
+    """
+    true = np.asarray(true)
+    if true.ndim != 1 or len(true) == 0:
+        raise ValueError(f"parameter true must be a non-empty 1-D label array; got shape {true.shape}")
+    if setting not in ("8-way", "present-only"):
+        raise ValueError(f"parameter setting must be '8-way' or 'present-only'; got {setting!r}")
+    n_all = len(FERPLUS_CLASSES)
+    present = sorted(set(true.tolist()))
+    counts = np.bincount(true, minlength=n_all)
+    majority = int(np.argmax(counts))
+    constant = np.full(len(true), majority)
+    labels = list(range(n_all)) if setting == "8-way" else present
+    out = {"majority": {"class": majority, "accuracy": metrics.accuracy(true, constant),
+                        "macro_f1": metrics.macro_f1(true, constant, labels=labels),
+                        "balanced_accuracy": metrics.balanced_accuracy(true, constant)}}
+    k = n_all if setting == "8-way" else len(present)
+    share = counts[labels] / len(true)
+    f1 = np.where(share > 0, 2 * share / k / np.maximum(share + 1 / k, 1e-12), 0.0)
+    out["chance"] = {"accuracy": 1 / k, "macro_f1": float(f1.mean()), "balanced_accuracy": 1 / k}
+    return out
+
+
+def _baseline_text(values: Mapping[str, float]) -> str:
+    return " / ".join(f"{100 * values[key]:.2f}" for key in METRIC_NAMES)
 
 
 def ablation_table(students: StudentRuns, data: FaceData, cfg: ChapterConfig, run: RunConfig,
                    split: str = "test") -> tuple[pd.DataFrame, dict[str, Any]]:
     """Table 3: each variant's 8-way Acc / Macro-F1 / bACC (%) on the FERPlus ``split`` ("test" or
     "val"): mean over seeds [95% stratified bootstrap CI], beside the paper's numbers (its Table 3,
-    FERPlus validation). Returns the display table and the raw numbers (for the metrics JSON)."""
+    FERPlus validation), with ``n`` and the data source. Below the variants: B0 at the extra
+    ``noise`` seeds (same recipe, another seed: the run-to-run spread), the majority-class
+    predictor and uniform chance (:func:`baseline_scores`). Returns the display table and the raw
+    numbers (for the metrics JSON; baselines under ``"_baselines"``, noise runs under ``"_noise"``)."""
+    if split not in ("test", "val"):
+        raise ValueError(f"parameter split must be 'test' or 'val'; got {split!r}")
     faces = {"test": data.test, "val": data.val}[split]
     rows, raw = [], {}
+    source = short_source(faces.source)
+
+    def add_row(label: str, terms: str, res: Mapping[str, Any], paper: Sequence[float] | None, seeds: Any) -> None:
+        row: dict[str, Any] = {"variant": label, "terms": terms}
+        for key, short in METRIC_NAMES.items():
+            row[f"{short} (%) ours"] = _fmt(res[key])
+        for i, short in enumerate(METRIC_NAMES.values()):
+            row[f"{short} (%) paper"] = "-" if paper is None else f"{paper[i]:.2f}"
+        row.update({"seeds": seeds, "n": len(faces), "data": source})
+        rows.append(row)
+
     for variant in students.variants:
         true, scores = _collect(students, variant, faces, data, cfg, run)
         res = _seed_mean_with_ci(true, scores, _eight_way, cfg.bootstrap_resamples)
         raw[variant] = res
-        row = {"variant": VARIANT_LABELS[variant], "terms": "CE(LS+CW)" + "".join(f" + {t}" for t in VARIANT_TERMS[variant])}
-        for key, short in METRIC_NAMES.items():
-            row[f"{short} (%) ours"] = _fmt(res[key])
-        for short, value in zip(METRIC_NAMES.values(), PAPER_TABLE3[variant]):
-            row[f"{short} (%) paper"] = f"{value:.2f}"
-        row["seeds"] = len(scores)
-        rows.append(row)
+        add_row(VARIANT_LABELS[variant], "CE(LS+CW)" + "".join(f" + {t}" for t in VARIANT_TERMS[variant]), res,
+                PAPER_TABLE3[variant], len(scores))
+    raw["_noise"] = {}
+    for seed, result in students.noise.items():
+        pred = student_predictions(result, faces, data, cfg, run)
+        res = _seed_mean_with_ci(pred.labels.numpy(), [pred.outputs.numpy()], _eight_way, cfg.bootstrap_resamples)
+        raw["_noise"][seed] = res
+        add_row(f"B0, seed {seed} (run-to-run spread)", "CE(LS+CW)", res, None, 1)
+    true = faces.labels.numpy()
+    base = baseline_scores(true[true >= 0], "8-way")
+    raw["_baselines"] = base
+    exact = {key: {"mean": v, "low": v, "high": v} for key, v in base["majority"].items() if key != "class"}
+    add_row(f"majority class ({FERPLUS_CLASSES[base['majority']['class']]})", "constant prediction", exact, None, "-")
+    chance = {key: {"mean": v, "low": v, "high": v} for key, v in base["chance"].items()}
+    add_row("chance (uniform guess, expected)", "-", chance, None, "-")
     return pd.DataFrame(rows).set_index("variant"), raw
 
 
@@ -1221,7 +1369,10 @@ def cross_dataset_table(students: StudentRuns, data: FaceData, cfg: ChapterConfi
                         variant: str = "B3") -> tuple[pd.DataFrame, dict[str, Any]]:
     """Table 2 for ``variant`` (the paper: A3_full = B3): for each target set (CK+, AffectNet-mini
     when present, FERPlus valid and test) the present classes, present-only and fixed 8-way
-    Acc / Macro-F1 / bACC (%) as mean over seeds [95% bootstrap CI], with the paper's values."""
+    Acc / Macro-F1 / bACC (%) as mean over seeds [95% bootstrap CI], with the paper's values, and
+    the majority-class and uniform-chance reference points of both settings as "Acc / Macro-F1 /
+    bACC" (:func:`baseline_scores`)."""
+    students.require(variant)
     targets = dict(data.cross)
     targets["ferplus_valid"] = data.val
     targets["ferplus_test"] = data.test
@@ -1231,9 +1382,11 @@ def cross_dataset_table(students: StudentRuns, data: FaceData, cfg: ChapterConfi
         present = [FERPLUS_CLASSES[c] for c in sorted(set(true.tolist()))]
         res_present = _seed_mean_with_ci(true, scores, _present_only, cfg.bootstrap_resamples)
         res_eight = _seed_mean_with_ci(true, scores, _eight_way, cfg.bootstrap_resamples)
+        base = {setting: baseline_scores(true, setting) for setting in ("present-only", "8-way")}
         raw[name] = {"present_only": res_present, "eight_way": res_eight, "present": present, "n": int(len(true)),
-                     "source": faces.source}
-        row: dict[str, Any] = {"dataset": name, "n": len(true), "present classes": ", ".join(present)}
+                     "source": faces.source, "baselines": base}
+        row: dict[str, Any] = {"dataset": name, "n": len(true), "data": short_source(faces.source),
+                               "present classes": ", ".join(present)}
         for key, short in METRIC_NAMES.items():
             row[f"present-only {short} (%) ours"] = _fmt(res_present[key])
         for key, short in METRIC_NAMES.items():
@@ -1241,6 +1394,10 @@ def cross_dataset_table(students: StudentRuns, data: FaceData, cfg: ChapterConfi
         paper = PAPER_TABLE2.get(name)
         for i, short in enumerate(f"{p} {m}" for p in ("present-only", "8-way") for m in METRIC_NAMES.values()):
             row[f"{short} (%) paper"] = "-" if paper is None else f"{paper[i]:.2f}"
+        row["majority class"] = FERPLUS_CLASSES[base["8-way"]["majority"]["class"]]
+        for setting in ("present-only", "8-way"):
+            row[f"{setting} majority Acc / Macro-F1 / bACC (%)"] = _baseline_text(base[setting]["majority"])
+            row[f"{setting} chance Acc / Macro-F1 / bACC (%)"] = _baseline_text(base[setting]["chance"])
         rows.append(row)
     return pd.DataFrame(rows).set_index("dataset"), raw
 
@@ -1271,6 +1428,7 @@ def present_only_confusion(students: StudentRuns, faces: FaceSet, data: FaceData
                            run: RunConfig, variant: str = "B3", title: str = "") -> Figure:
     """Fig. 5: row-normalised confusion over the classes present in ``faces`` with the prediction
     taken as the arg-max over those classes (present-only), for ``variant``'s first seed."""
+    students.require(variant)
     pred = student_predictions(students.runs[(variant, students.seeds[0])], faces, data, cfg, run)
     true = pred.labels.numpy()
     present = sorted(set(true.tolist()))
@@ -1325,19 +1483,53 @@ def _r2(true: np.ndarray, pred: np.ndarray) -> float:
     return float("nan") if denom == 0 else 1.0 - float(((true - pred) ** 2).sum()) / denom
 
 
-def known_ground_truth_probe(banks: PrototypeBanks, cfg: ChapterConfig, run: RunConfig) -> tuple[pd.DataFrame, StudentRuns, FaceData]:
+@dataclasses.dataclass
+class ProbeResult:
+    """The known-ground-truth probe: ``table`` (R^2 per variant, target and axis with 95% CIs),
+    ``delta`` (paired R^2(B2) - R^2(B0) per target and axis, plus the V/A mean, with 95% CIs over
+    the same resampled test faces), ``verdict`` (a sentence computed from the V/A-mean row),
+    ``organises`` (True / False / None = no detectable difference), and the trained runs and data."""
+
+    table: pd.DataFrame
+    delta: pd.DataFrame
+    verdict: str
+    organises: bool | None
+    students: StudentRuns
+    faces: FaceData
+
+
+def probe_verdict(delta: float, low: float, high: float) -> tuple[bool | None, str]:
+    """The probe's conclusion from the paired ``R^2(B2) - R^2(B0)`` and its 95% CI: True
+    ("organises") when the CI lies above 0, False when below, None (no detectable difference)
+    when it contains 0; with the sentence to print."""
+    if not low <= high:
+        raise ValueError(f"the interval must have low <= high; got [{low}, {high}]")
+    organises = True if low > 0 else False if high < 0 else None
+    summary = f"delta R^2 = {delta:+.3f} [{low:+.3f}, {high:+.3f}]"
+    verdict = {True: f"Proto-KD (B2) organises the features along V/A more than CE alone (B0): {summary}.",
+               False: f"Proto-KD (B2) leaves the features *less* linearly related to V/A than CE alone (B0): {summary}.",
+               None: f"No detectable difference between B2 and B0 in how linearly the features encode V/A: {summary} "
+                     "(the 95% CI contains 0)."}[organises]
+    return organises, verdict
+
+
+def known_ground_truth_probe(banks: PrototypeBanks, cfg: ChapterConfig, run: RunConfig) -> ProbeResult:
     """Item 8 of the chapter: on the embedded generated faces (valence/arousal planted per image:
     the category's circumplex point scaled by the expression intensity), train B0 and B2 (same
-    frozen bank, a vision teacher trained on the generated faces) and probe V/A linearly from the
-    256-D features: a ridge probe fit on the validation faces, R^2 on the test faces (mean over
-    seeds) with a 95% bootstrap CI over test faces. "within-class" probes the V/A left after subtracting each
-    class's mean V/A (what the category alone cannot explain)."""
+    frozen bank, the generated-face B0 as KD teacher) and probe V/A linearly from the 256-D
+    features: a ridge probe fit on the validation faces, R^2 on the test faces (mean over seeds)
+    with a 95% bootstrap CI over test faces. "within-class" probes the V/A left after subtracting
+    each class's mean V/A (what the category alone cannot explain).
+
+    The verdict uses the paired difference ``R^2(B2) - R^2(B0)`` averaged over valence and arousal,
+    bootstrapped over the *same* resampled test faces for both variants: "organises" when its 95%
+    CI lies above 0, "disorganises" below 0, otherwise no detectable difference."""
     data = prepare_faces(run, cfg, generated=True)
     for split in ("val", "test"):
         faces = getattr(data, split)
         if faces.valence is None or faces.arousal is None:
             raise ValueError(f"generated faces ({split}) carry no valence/arousal; the probe needs them")
-    probe_cfg = dataclasses.replace(cfg, epochs=cfg.probe_epochs, batch_size=min(cfg.batch_size, 64))
+    probe_cfg = dataclasses.replace(cfg, epochs=cfg.probe_epochs, batch_size=min(cfg.batch_size, 64), noise_seeds=0)
     students = train_students(data, banks, probe_cfg, run, variants=("B0", "B2"), prefix="ch01-probe",
                               select_dgeo=False, grid_ablation=False)
     va = {s: torch.stack([getattr(data, s).valence, getattr(data, s).arousal], 1).numpy() for s in ("val", "test")}
@@ -1347,20 +1539,42 @@ def known_ground_truth_probe(banks: PrototypeBanks, cfg: ChapterConfig, run: Run
     features = {(v, s): {split: student_predictions(students.runs[(v, s)], getattr(data, split), data, probe_cfg,
                                                     run).features.numpy() for split in ("val", "test")}
                 for v in ("B0", "B2") for s in students.seeds}
-    rows = []
-    for variant in ("B0", "B2"):
-        for target_name, targets in (("V/A", va), ("within-class V/A", residual)):
-            for axis, axis_name in enumerate(("valence", "arousal")):
-                truth = targets["test"][:, axis]
-                preds = [_ridge_probe(features[(variant, seed)]["val"], targets["val"][:, axis],
-                                      features[(variant, seed)]["test"]) for seed in students.seeds]
-                point, low, high = _bootstrap_rows(
-                    lambda idx: float(np.mean([_r2(truth[idx], p[idx]) for p in preds])), len(truth),
-                    cfg.bootstrap_resamples, seed=0)
-                rows.append({"variant": VARIANT_LABELS[variant], "target": f"{target_name}: {axis_name}",
-                             "R2": point, "low": low, "high": high,
-                             "R2 per seed": ", ".join(f"{_r2(truth, p):.3f}" for p in preds)})
-    return pd.DataFrame(rows), students, data
+    rows, deltas = [], []
+    preds: dict[tuple[str, str, int], list[np.ndarray]] = {}
+    n_test = len(labels["test"])
+    for target_name, targets in (("V/A", va), ("within-class V/A", residual)):
+        for axis, axis_name in enumerate(("valence", "arousal")):
+            for variant in ("B0", "B2"):
+                preds[(variant, target_name, axis)] = [
+                    _ridge_probe(features[(variant, seed)]["val"], targets["val"][:, axis],
+                                 features[(variant, seed)]["test"]) for seed in students.seeds]
+    truth = {(t, a): (va if t == "V/A" else residual)["test"][:, a] for t in ("V/A", "within-class V/A") for a in (0, 1)}
+
+    def r2(variant: str, target: str, axes: Sequence[int], idx: np.ndarray) -> float:
+        return float(np.mean([np.mean([_r2(truth[(target, a)][idx], p[idx]) for p in preds[(variant, target, a)]])
+                              for a in axes]))
+
+    for target_name in ("V/A", "within-class V/A"):
+        for axes, axis_name in (((0,), "valence"), ((1,), "arousal"), ((0, 1), "V/A mean")):
+            for variant in ("B0", "B2"):
+                if len(axes) == 1:
+                    point, low, high = _bootstrap_rows(lambda idx: r2(variant, target_name, axes, idx), n_test,
+                                                       cfg.bootstrap_resamples, seed=0)
+                    rows.append({"variant": VARIANT_LABELS[variant], "target": f"{target_name}: {axis_name}",
+                                 "R2": point, "low": low, "high": high,
+                                 "R2 per seed": ", ".join(f"{_r2(truth[(target_name, axes[0])], p):.3f}"
+                                                          for p in preds[(variant, target_name, axes[0])])})
+            point, low, high = _bootstrap_rows(
+                lambda idx: r2("B2", target_name, axes, idx) - r2("B0", target_name, axes, idx), n_test,
+                cfg.bootstrap_resamples, seed=0)
+            deltas.append({"target": f"{target_name}: {axis_name}", "R2 B0": r2("B0", target_name, axes, np.arange(n_test)),
+                           "R2 B2": r2("B2", target_name, axes, np.arange(n_test)), "delta R2 (B2 - B0)": point,
+                           "low": low, "high": high})
+    delta = pd.DataFrame(deltas)
+    main = delta.set_index("target").loc["V/A: V/A mean"]
+    organises, verdict = probe_verdict(main["delta R2 (B2 - B0)"], main["low"], main["high"])
+    return ProbeResult(table=pd.DataFrame(rows), delta=delta, verdict=verdict, organises=organises,
+                       students=students, faces=data)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1389,9 +1603,12 @@ def _jsonable(value: Any) -> Any:
 
 
 def write_artifacts(banks: PrototypeBanks, students: StudentRuns, metrics_by_dataset: Mapping[str, Any],
-                    cfg: ChapterConfig, run: RunConfig) -> pd.DataFrame:
-    """Paper Sec. 7 / Table 1: the prototype banks, every student's best checkpoint, one metrics
-    JSON per dataset and an ablation fingerprint JSON, listed with SHA-256 digests in
+                    cfg: ChapterConfig, run: RunConfig,
+                    tables: Mapping[str, pd.DataFrame] | None = None) -> pd.DataFrame:
+    """Paper Sec. 7 / Table 1: the prototype banks, the best checkpoint of every trained network
+    (variants x seeds, every D-Geo candidate, the grid-ablation and run-to-run B0 runs, a separate
+    vision teacher), one metrics JSON per dataset, ``tables`` as CSV (e.g. the D-Geo selection and
+    the grid ablation) and an ablation fingerprint JSON, listed with SHA-256 digests in
     ``SHA256SUMS.txt`` (paths relative to it; check with ``sha256sum -c SHA256SUMS.txt``)."""
     out = artifact_dir(cfg, run)
     files: list[tuple[str, Path]] = [("prototype bank 5x5" if b["grid"] == cfg.grid else f"prototype bank {b['grid']}x{b['grid']}", b["path"])
@@ -1409,9 +1626,21 @@ def write_artifacts(banks: PrototypeBanks, students: StudentRuns, metrics_by_dat
     fp_path = out / "ablation_fingerprint.json"
     fp_path.write_text(json.dumps(_jsonable(fingerprint), indent=2, sort_keys=True) + "\n")
     files.append(("ablation fingerprint", fp_path))
+    for name, table in (tables or {}).items():
+        path = out / f"table_{name}.csv"
+        table.to_csv(path)
+        files.append((f"table {name}", path))
+    checkpoints: dict[Path, str] = {}
     for (variant, seed), result in students.runs.items():
-        if result.best_path is not None:
-            files.append((f"student {variant} seed {seed} (best)", result.best_path))
+        checkpoints.setdefault(result.best_path, f"student {variant} seed {seed} (best)")
+    for label, result in students.dgeo_runs.items():
+        checkpoints.setdefault(result.best_path, f"student B3 D-Geo candidate {label} (best)")
+    for (grid, seed), result in students.ablation.items():
+        checkpoints.setdefault(result.best_path, f"student B2 {grid}x{grid} bank seed {seed} (best)")
+    for seed, result in students.noise.items():
+        checkpoints.setdefault(result.best_path, f"student B0 seed {seed}, run-to-run spread (best)")
+    checkpoints.setdefault(students.vision_teacher.best_path, "vision KD teacher (best)")
+    files.extend((label, path) for path, label in checkpoints.items() if path is not None)
     rows, lines = [], []
     for label, path in files:
         digest = _sha256(path)
@@ -1473,9 +1702,11 @@ def topomap_grid_figure(rows: Mapping[str, np.ndarray], mask: np.ndarray, bands:
     return fig
 
 
-def ablation_timeline_figure(students: StudentRuns, title: str) -> Figure:
+def ablation_timeline_figure(students: StudentRuns, title: str,
+                             window: tuple[float, float] | None = None) -> Figure:
     """Fig. 4: validation macro-F1 and accuracy (%) per epoch for B0-B3 (mean over seeds, shaded
-    min-max across seeds), with D-Geo's scaled window marked."""
+    min-max across seeds), with D-Geo's scaled ramp ``window`` (``cfg.geo_window()``) shaded grey
+    when given (epoch e on the axis is the end of epoch e)."""
     fig = Figure(figsize=(10.0, 3.8), layout="constrained")
     axes = fig.subplots(1, 2)
     for i, variant in enumerate(v for v in ("B0", "B1", "B2", "B3") if v in students.variants):
@@ -1492,6 +1723,8 @@ def ablation_timeline_figure(students: StudentRuns, title: str) -> Figure:
     epochs = students.runs[(students.variants[0], students.seeds[0])].history["epoch"].to_numpy()
     for ax in axes:
         ax.set_xticks(epochs)
+        if window is not None:
+            ax.axvspan(*window, color="0.5", alpha=0.15, label="D-Geo ramp window")
     axes[0].legend(fontsize=8)
     fig.suptitle(title, fontsize=11)
     return fig

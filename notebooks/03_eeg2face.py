@@ -150,7 +150,11 @@ plots.training_curves_figure(
 # the reference rows, not the absolute values.
 #
 # The reference rows: the **mean face** is what a decoder that learned nothing predicts; the
-# **per-emotion mean face** knows the true emotion but nothing about the frame; the two **ceilings**
+# **per-emotion mean face (true label: oracle)** knows the true emotion but nothing about the frame;
+# the **per-emotion mean face (E_e's predicted emotion)** is its non-oracle twin: for each test
+# window, the average training face of the emotion that the same trained `E_e` as ours predicts for
+# that window. It is what "recognise the emotion, then output its average face" achieves with this
+# EEG, so an encoder must beat it to show frame-level content beyond the emotion. The two **ceilings**
 # are ridge regressions that read the planted signal directly (with the true emotion): the EMG drive
 # actually mixed into the EEG at this coupling, and the face-locked actions alone. No decoder of the
 # EEG's EMG should be expected to beat them by much.
@@ -167,8 +171,10 @@ print(eeg2face.table_caption(table, "Table 4.1, content-only inference f(z_r)", 
 eeg2face.table_4_1_frame(table, mode="content_only")
 
 # %% [markdown]
-# Each encoder against the two mean faces on the same test segments (paired differences, mm; negative
-# means the encoder's error is lower; 95 % CIs resample whole test trials):
+# Each encoder against the mean face, the oracle per-emotion mean face and the per-emotion mean face of
+# `E_e`'s predicted emotion, on the same test segments (paired differences, mm; negative means the
+# encoder's error is lower; 95 % CIs resample whole test trials). The last column answers whether
+# the encoder decodes anything beyond `E_e`'s emotion:
 
 # %%
 print(eeg2face.table_caption(table, "Paired differences, emotion-enhanced"))
@@ -263,8 +269,9 @@ for sentence in eeg2face.findings(table, sweep, control):
 # %% [markdown]
 # How to read them:
 #
-# - The per-emotion mean face is what emotion recognition alone can buy; the mean face is what a
-#   decoder that learned nothing produces. A useful content decoder must beat the first on the mouth
+# - The per-emotion mean face of `E_e`'s predicted emotion is what emotion recognition alone buys
+#   with this EEG (the oracle row assumes a perfect `E_e`); the mean face is what a
+#   decoder that learned nothing produces. A useful content decoder must beat the former on the mouth
 #   (LVE, MCE), where the planted EMG carries the talking jaw. The ridge ceiling on the planted EMG
 #   drive is the other end of the scale: "closes x % of the distance" above places `E_r` between the
 #   mean face (0 %) and that ceiling (100 %); a negative share means worse than the mean face.

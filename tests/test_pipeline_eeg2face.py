@@ -197,6 +197,43 @@ def test_mean_face_baseline(data):
         assert math.isclose(summary[m], table[m].mean(), rel_tol=1e-9)
 
 
+def test_predicted_emotion_mean_face_equals_the_oracle_when_E_e_is_perfect(data):
+    truth = data.emotion[data.test]
+    oracle = pipe.mean_face_latents(data, per_emotion=True)
+    torch.testing.assert_close(pipe.mean_face_latents(data, test_emotions=truth), oracle)
+    refs = pipe.baseline_segments(data, predicted_emotions=truth)
+    assert pipe.PREDICTED_EMOTION_MEAN_FACE in refs and pipe.PREDICTED_EMOTION_MEAN_FACE not in pipe.reference_latents(data)
+    pipe.pd.testing.assert_frame_equal(refs[pipe.PREDICTED_EMOTION_MEAN_FACE], refs[pipe.PER_EMOTION_MEAN_FACE])
+    # E_e wrong on the first test segment: Neutral <-> Happiness swapped there, right elsewhere
+    first = data.segment[data.test] == data.segment[data.test][0]
+    wrong = truth.clone()
+    wrong[first] = (truth[first] + 3) % 5
+    z = pipe.mean_face_latents(data, test_emotions=wrong)
+    torch.testing.assert_close(z[~first], oracle[~first])
+    means = torch.stack([data.z_v[data.train & (data.emotion == k)].mean(0) for k in range(5)])
+    torch.testing.assert_close(z[first], means[wrong[first]])
+    assert not torch.allclose(z[first], oracle[first])
+    table = pipe.baseline_segments(data, predicted_emotions=wrong)[pipe.PREDICTED_EMOTION_MEAN_FACE]
+    oracle_table = refs[pipe.PER_EMOTION_MEAN_FACE]
+    changed = table["LVE"].to_numpy() != oracle_table["LVE"].to_numpy()
+    assert changed.sum() == 1 and table.loc[changed, "segment"].item() == int(data.segment[data.test][0])
+    with pytest.raises(ValueError, match="test_emotions"):
+        pipe.mean_face_latents(data, test_emotions=truth[:-1])
+    with pytest.raises(ValueError, match="test_emotions"):
+        pipe.mean_face_latents(data, test_emotions=torch.full_like(truth, 5))
+
+
+def test_predicted_test_emotions_are_the_argmax_of_E_e_on_the_test_windows(data):
+    from affectlab.models.eeg2face import EEGEmotionEncoder
+
+    torch.manual_seed(0)
+    encoder = EEGEmotionEncoder(n_chans=len(data.ch_names)).eval()
+    predicted = pipe.predicted_test_emotions(encoder, data, batch_size=7)
+    with torch.no_grad():
+        expected = encoder(data.eeg[data.test]).logits.argmax(1)
+    assert predicted.shape == (int(data.test.sum()),) and torch.equal(predicted, expected)
+
+
 def test_emotion_accuracy_against_chance():
     labels = torch.arange(5).repeat(20)
     perfect = F.one_hot(labels, 5).float()
@@ -370,15 +407,15 @@ def test_emotion_accuracy_clusters_trials_and_votes_per_trial():
     assert out["accuracy_low"] == out["accuracy_high"] == 0.75  # every trial has the same accuracy
 
 
-def _hand_table(model_lve: float) -> "pipe.Table41Result":
+def _hand_table(model_lve: float, predicted_lve: float = 4.5) -> "pipe.Table41Result":
     def row(name, lve, **extra):
         return {"method": name, "mode": "baseline", "LVE": lve, "LVE_low": lve - 0.1, "LVE_high": lve + 0.1,
                 "MCE": 2.0, "MCE_low": 1.9, "MCE_high": 2.1, "EVE": 2.0, "EVE_low": 1.9, "EVE_high": 2.1, **extra}
 
     baselines = pipe.pd.DataFrame([row(pipe.MEAN_FACE, 5.0), row(pipe.PER_EMOTION_MEAN_FACE, 4.0),
-                                   row(pipe.DRIVE_CEILING, 3.0)])
+                                   row(pipe.PREDICTED_EMOTION_MEAN_FACE, predicted_lve), row(pipe.DRIVE_CEILING, 3.0)])
     comparisons = {}
-    for tag, ref in (("vs_mean", 5.0), ("vs_oracle", 4.0)):
+    for tag, ref in (("vs_mean", 5.0), ("vs_oracle", 4.0), ("vs_predicted", predicted_lve)):
         for m, value, reference in (("LVE", model_lve, ref), ("MCE", 2.0, 2.0), ("EVE", 2.0, 2.0)):
             d = value - reference
             comparisons.update({f"{m}_{tag}": d, f"{m}_{tag}_low": d - 0.05, f"{m}_{tag}_high": d + 0.05,
@@ -407,6 +444,21 @@ def test_findings_say_plainly_when_the_model_is_worse_than_the_mean_face():
     assert "Worse than predicting" not in better
     # E_r at 3.5 closes (5.0 - 3.5) / (5.0 - 3.0) = 75 % of the distance from the mean face to the ceiling
     assert "E_r closes 75% (LVE)" in better
+
+
+def test_findings_say_whether_E_r_beats_the_predicted_emotion_mean_face():
+    beats = " ".join(pipe.findings(_hand_table(3.5, predicted_lve=4.5)))
+    assert "Per-emotion mean face of E_e's predicted emotion" in beats and "LVE 4.500 [4.400, 4.600] mm" in beats
+    assert "LVE 3.50 mm, -22% vs the predicted-emotion mean face (difference -1.00 mm, 95% CI -1.05 to -0.95" in beats
+    assert "so E_r decodes frame-level lip content beyond E_e's emotion" in beats
+    assert "paired 95% CI below 0): EEG2Face E_r (ours), EEGNet [25]." in beats  # both carry the same hand-made CIs
+    tie = " ".join(pipe.findings(_hand_table(4.5, predicted_lve=4.5)))
+    assert "shows no frame-level lip content beyond E_e's emotion" in tie and "CI below 0): none." in tie
+    worse = " ".join(pipe.findings(_hand_table(6.0, predicted_lve=4.5)))
+    assert "does not even match emotion recognition plus the average face" in worse
+    frame = pipe.comparison_frame(_hand_table(3.5))
+    assert frame.loc["EEG2Face E_r (ours)", "LVE - E_e-predicted per-emotion mean face (mm)"] == "-1.000 [-1.050, -0.950]"
+    assert pipe.beyond_emotion_verdict({"LVE_vs_predicted_low": -0.1, "LVE_vs_predicted_high": 0.2}) == "not shown"
 
 
 def test_table_frames_and_caption():
@@ -442,5 +494,10 @@ def test_sweep_frame_and_sweep_findings():
     text = " ".join(pipe.sweep_findings(sweep))
     assert "0: 4.60 mm (mean face 5.00, ceiling 3.00)" in text
     assert "vs the per-emotion mean face" in text and "WORSE than it" in text
+    # coupling 0: E_r at 4.6 vs the predicted-emotion mean face at 4.5 -> +0.10 [+0.05, +0.15]: worse
+    assert "With no coupling, E_r emotion-enhanced against the per-emotion mean face of E_e's predicted" in text
+    assert "(frame-level lip content beyond the emotion: no: worse)" in text
+    assert "1: -1.50 mm [-1.55, -1.45] (yes); 0: +0.10 mm [+0.05, +0.15] (no: worse)" in text
+    assert frame.loc[(0.0, "LVE"), "per-emotion mean face (E_e's prediction)"] == "4.500 [4.400, 4.600]"
     with pytest.raises(ValueError, match="metrics"):
         pipe.sweep_frame(sweep, "XYZ")

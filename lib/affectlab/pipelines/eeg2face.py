@@ -22,7 +22,8 @@ Reading order:
 5. Evaluation (Sec. 4.0.2) - :func:`segment_vertex_errors` (LVE / MCE / EVE in mm per test
    segment), :func:`summarise_errors` and :func:`difference_ci` (CIs resampling whole test trials),
    :func:`emotion_accuracy` (``E_e`` against chance, per window and per trial), the references
-   (:func:`reference_latents`: mean face, per-emotion mean face, ridge ceilings on the planted EMG).
+   (:func:`reference_latents`: mean face, per-emotion mean face of the true and of
+   ``E_e``'s predicted emotion, ridge ceilings on the planted EMG).
 6. Experiments - :func:`run_pipeline` (one encoder end to end), :func:`run_table_4_1` (all encoders
    beside the thesis's numbers) and :func:`run_coupling_sweep` (errors as the planted EMG-to-face
    coupling falls to zero).
@@ -877,16 +878,46 @@ def difference_verdict(ci: Mapping[str, float]) -> str:
     return "not distinguishable from"
 
 
-def mean_face_latents(data: ChapterData, per_emotion: bool = False) -> torch.Tensor:
+def mean_face_latents(data: ChapterData, per_emotion: bool = False,
+                      test_emotions: torch.Tensor | None = None) -> torch.Tensor:
     """Baselines for the test samples: the mean training ``z_v`` (the mean face), or with
     ``per_emotion`` the mean training ``z_v`` of each sample's TRUE emotion (an oracle that knows
-    the label: what emotion alone, without any frame-level content, can explain)."""
+    the label: what emotion alone, without any frame-level content, can explain).
+
+    ``test_emotions`` (one label per test sample, e.g. ``E_e``'s predictions from
+    :func:`predicted_test_emotions`) replaces the true labels: the non-oracle per-emotion mean face,
+    i.e. what a decoder that only recognises the emotion and outputs its average face achieves.
+    """
     z_train, e_train = data.z_v[data.train], data.emotion[data.train]
     e_test = data.emotion[data.test]
+    if test_emotions is not None:
+        test_emotions = torch.as_tensor(test_emotions, dtype=torch.long)
+        if test_emotions.shape != e_test.shape:
+            raise ValueError(f"test_emotions must hold one label per test sample, shape {tuple(e_test.shape)}; "
+                             f"got {tuple(test_emotions.shape)}")
+        if len(test_emotions) and (int(test_emotions.min()) < 0 or int(test_emotions.max()) >= len(EMOTIONS)):
+            raise ValueError(f"test_emotions must be labels in 0..{len(EMOTIONS) - 1}")
+        per_emotion, e_test = True, test_emotions
     if not per_emotion:
         return z_train.mean(0).expand(len(e_test), -1).clone()
+    missing = [EMOTIONS[k] for k in range(len(EMOTIONS)) if not bool((e_train == k).any())]
+    if missing:
+        raise ValueError(f"per-emotion mean face: no training sample of {missing}")
     means = torch.stack([z_train[e_train == k].mean(0) for k in range(len(EMOTIONS))])
     return means[e_test]
+
+
+@torch.no_grad()
+def predicted_test_emotions(emotion_encoder: nn.Module, data: ChapterData, device: torch.device | str = "cpu",
+                            batch_size: int = 256) -> torch.Tensor:
+    """``E_e``'s predicted emotion (argmax of its logits) for every test window (the labels of the
+    non-oracle per-emotion mean face, :func:`mean_face_latents` with ``test_emotions``)."""
+    emotion_encoder.eval().to(device)
+    eeg = data.eeg[data.test]
+    logits = [emotion_encoder(eeg[start:start + batch_size].to(device)).logits.cpu()
+              for start in range(0, len(eeg), batch_size)]
+    emotion_encoder.to("cpu")
+    return torch.cat(logits).argmax(1) if logits else torch.zeros(0, dtype=torch.long)
 
 
 def latent_roundtrip(data: ChapterData) -> torch.Tensor:
@@ -931,6 +962,7 @@ def predict_test_latents(model: EEG2Face, features: Mapping[str, torch.Tensor],
 
 MEAN_FACE = "mean face (training mean z_v)"
 PER_EMOTION_MEAN_FACE = "per-emotion mean face (true label: oracle)"
+PREDICTED_EMOTION_MEAN_FACE = "per-emotion mean face (E_e's predicted emotion)"
 DRIVE_CEILING = "ceiling: planted EMG drive + true emotion (ridge)"
 ACTIONS_CEILING = "ceiling: face-locked actions + true emotion (ridge)"
 
@@ -971,18 +1003,24 @@ def ridge_ceiling_latents(data: ChapterData, source: str = "emg_drive") -> torch
     return torch.as_tensor(model.predict(x[test]), dtype=torch.float32)
 
 
-def reference_latents(data: ChapterData) -> dict[str, torch.Tensor]:
+def reference_latents(data: ChapterData, predicted_emotions: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """The reference predictors of the test samples: the mean face (a decoder that learned nothing),
-    the per-emotion mean face (knows the true emotion, no frame-level content) and the two ridge
-    ceilings of :func:`ridge_ceiling_latents` (what the planted signal allows)."""
-    return {MEAN_FACE: mean_face_latents(data), PER_EMOTION_MEAN_FACE: mean_face_latents(data, per_emotion=True),
-            DRIVE_CEILING: ridge_ceiling_latents(data, "emg_drive"),
-            ACTIONS_CEILING: ridge_ceiling_latents(data, "face_actions")}
+    the per-emotion mean face (knows the true emotion, no frame-level content), with
+    ``predicted_emotions`` (``E_e``'s label per test window, :func:`predicted_test_emotions`) the
+    per-emotion mean face of the PREDICTED emotion (non-oracle: emotion recognition alone), and the
+    two ridge ceilings of :func:`ridge_ceiling_latents` (what the planted signal allows)."""
+    out = {MEAN_FACE: mean_face_latents(data), PER_EMOTION_MEAN_FACE: mean_face_latents(data, per_emotion=True)}
+    if predicted_emotions is not None:
+        out[PREDICTED_EMOTION_MEAN_FACE] = mean_face_latents(data, test_emotions=predicted_emotions)
+    out.update({DRIVE_CEILING: ridge_ceiling_latents(data, "emg_drive"),
+                ACTIONS_CEILING: ridge_ceiling_latents(data, "face_actions")})
+    return out
 
 
-def baseline_segments(data: ChapterData) -> dict[str, pd.DataFrame]:
+def baseline_segments(data: ChapterData, predicted_emotions: torch.Tensor | None = None) -> dict[str, pd.DataFrame]:
     """Per-segment test errors (:func:`segment_vertex_errors`) of every :func:`reference_latents` predictor."""
-    return {name: segment_vertex_errors(z, data, data.test) for name, z in reference_latents(data).items()}
+    return {name: segment_vertex_errors(z, data, data.test)
+            for name, z in reference_latents(data, predicted_emotions).items()}
 
 
 def baseline_rows(segments: Mapping[str, pd.DataFrame], cfg: ChapterConfig, run: RunConfig) -> list[dict[str, Any]]:
@@ -991,13 +1029,21 @@ def baseline_rows(segments: Mapping[str, pd.DataFrame], cfg: ChapterConfig, run:
             for name, table in segments.items()]
 
 
+COMPARISON_REFERENCES = (("vs_mean", MEAN_FACE), ("vs_oracle", PER_EMOTION_MEAN_FACE),
+                         ("vs_predicted", PREDICTED_EMOTION_MEAN_FACE))
+
+
 def comparison_columns(per_segment: pd.DataFrame, references: Mapping[str, pd.DataFrame], cfg: ChapterConfig,
                        run: RunConfig) -> dict[str, float]:
     """Paired differences (mm, 95 % cluster-bootstrap CI over test trials) of a model's per-segment
-    errors against the mean face (``vs_mean``) and the per-emotion mean face (``vs_oracle``):
-    keys like ``LVE_vs_mean``, ``LVE_vs_mean_low``, ``LVE_vs_mean_high``, ``LVE_vs_mean_rel``."""
+    errors against the mean face (``vs_mean``), the per-emotion mean face (``vs_oracle``) and, when
+    ``references`` holds it, the per-emotion mean face of ``E_e``'s predicted emotion
+    (``vs_predicted``): keys like ``LVE_vs_mean``, ``LVE_vs_mean_low``, ``LVE_vs_mean_high``,
+    ``LVE_vs_mean_rel``."""
     out: dict[str, float] = {}
-    for tag, name in (("vs_mean", MEAN_FACE), ("vs_oracle", PER_EMOTION_MEAN_FACE)):
+    for tag, name in COMPARISON_REFERENCES:
+        if name not in references:
+            continue
         for metric in METRIC_NAMES:
             ci = difference_ci(per_segment, references[name], metric, cfg.n_bootstrap, run.seed)
             out.update({f"{metric}_{tag}": ci["diff"], f"{metric}_{tag}_low": ci["low"],
@@ -1065,7 +1111,7 @@ class Table41Result:
 def run_table_4_1(data: ChapterData, cfg: ChapterConfig, run: RunConfig) -> Table41Result:
     """Table 4.1: ``E_e`` once, then every encoder of ``cfg.encoders`` through both stages."""
     emotion = train_emotion_encoder(data, cfg, run)
-    references = baseline_segments(data)
+    references = baseline_segments(data, predicted_test_emotions(emotion[0], data, run.device))
     pipelines = {name: run_pipeline(name, data, cfg, run, emotion, references=references) for name in cfg.encoders}
     first = next(iter(pipelines.values()))
     accuracy = emotion_accuracy(first.features["logits"][data.test], data.emotion[data.test], cfg.n_bootstrap,
@@ -1123,12 +1169,16 @@ def table_caption(result: Table41Result | pd.DataFrame, what: str, unit: str = "
 
 
 def comparison_frame(result: Table41Result, mode: str = "emotion_enhanced") -> pd.DataFrame:
-    """Per encoder: its error minus the mean face's and minus the per-emotion mean face's, per
-    metric, in mm with the paired 95 % CI over test trials (negative = the encoder is better)."""
+    """Per encoder: its error minus the mean face's, minus the per-emotion mean face's (true label,
+    oracle) and minus the per-emotion mean face of ``E_e``'s predicted emotion, per metric, in mm
+    with the paired 95 % CI over test trials (negative = the encoder is better)."""
     rows = []
     for _, r in result.errors[result.errors["mode"] == mode].iterrows():
         row: dict[str, Any] = {"method": r["method"]}
-        for tag, name in (("vs_mean", "mean face"), ("vs_oracle", "per-emotion mean face")):
+        for tag, name in (("vs_mean", "mean face"), ("vs_oracle", "oracle per-emotion mean face"),
+                          ("vs_predicted", "E_e-predicted per-emotion mean face")):
+            if f"LVE_{tag}" not in r or pd.isna(r[f"LVE_{tag}"]):
+                continue
             for m in METRIC_NAMES:
                 row[f"{m} - {name} (mm)"] = (f"{r[f'{m}_{tag}']:+.3f} [{r[f'{m}_{tag}_low']:+.3f}, "
                                               f"{r[f'{m}_{tag}_high']:+.3f}]")
@@ -1164,8 +1214,9 @@ def run_coupling_sweep(cfg: ChapterConfig, run: RunConfig, background: "Backgrou
     for coupling in cfg.sweep_couplings:
         data = build_chapter_data(cfg, run, background, coupling=coupling, face_model=face_model)
         sweep_cfg = dataclasses.replace(cfg, emotion_epochs=cfg.sweep_epochs)
-        references = baseline_segments(data)
-        result = run_pipeline(encoder_name, data, sweep_cfg, run, stage1_epochs=cfg.sweep_epochs,
+        emotion = train_emotion_encoder(data, sweep_cfg, run)
+        references = baseline_segments(data, predicted_test_emotions(emotion[0], data, run.device))
+        result = run_pipeline(encoder_name, data, sweep_cfg, run, emotion, stage1_epochs=cfg.sweep_epochs,
                               references=references)
         accuracy = emotion_accuracy(result.features["logits"][data.test], data.emotion[data.test], cfg.n_bootstrap,
                                     run.seed, trials=data.trial[data.test])
@@ -1388,6 +1439,7 @@ def coupling_sweep_figure(sweep: pd.DataFrame, title: str) -> Figure:
               (("content_only", None), "EEG2Face content-only", "-s"),
               (("baseline", MEAN_FACE), "mean face", "--"),
               (("baseline", PER_EMOTION_MEAN_FACE), "per-emotion mean face (oracle)", ":"),
+              (("baseline", PREDICTED_EMOTION_MEAN_FACE), "per-emotion mean face (E_e's prediction)", ":x"),
               (("baseline", DRIVE_CEILING), "ceiling: ridge on planted EMG drive + true emotion", "-.^")]
     for ax, metric in zip(axes, METRIC_NAMES):
         for (mode, method), label, style in series:
@@ -1567,6 +1619,7 @@ def deviations(cfg: ChapterConfig, data: ChapterData, table: Table41Result | Non
 SWEEP_LABELS: dict[str, str] = {"emotion_enhanced": "EEG2Face emotion-enhanced",
                                 "content_only": "EEG2Face content-only", MEAN_FACE: "mean face",
                                 PER_EMOTION_MEAN_FACE: "per-emotion mean face (oracle)",
+                                PREDICTED_EMOTION_MEAN_FACE: "per-emotion mean face (E_e's prediction)",
                                 DRIVE_CEILING: "ceiling: EMG drive", ACTIONS_CEILING: "ceiling: face actions"}
 
 
@@ -1638,6 +1691,8 @@ def findings(result: Table41Result, sweep: pd.DataFrame | None = None,
                    f"LVE: lower for {', '.join(beat) or 'no encoder'}; higher for {', '.join(lost) or 'no encoder'}"
                    " (paired 95% CIs). An encoder must beat this to show that it reads frame-level mouth motion "
                    "rather than only the emotion.")
+    if PREDICTED_EMOTION_MEAN_FACE in base.index:
+        out.extend(beyond_emotion_findings(errors, base.loc[PREDICTED_EMOTION_MEAN_FACE]))
     ranking = errors["LVE"].sort_values().index.tolist()
     thesis = [k for k in sorted(PAPER_TABLE_4_1, key=lambda k: PAPER_TABLE_4_1[k][0]) if k in ranking]
     out.append("Ranking by LVE here: " + " < ".join(ENCODER_LABELS[k] for k in ranking) + "; in the thesis: "
@@ -1682,6 +1737,38 @@ def findings(result: Table41Result, sweep: pd.DataFrame | None = None,
     return out
 
 
+def beyond_emotion_verdict(r: Mapping[str, Any], metric: str = "LVE") -> str:
+    """Whether a model row decodes frame-level content beyond ``E_e``'s emotion: its paired
+    difference to the per-emotion mean face of ``E_e``'s predicted emotion (``vs_predicted``) by
+    its 95 % CI. Returns "yes" (CI below 0), "no: worse" (CI above 0) or "not shown" (CI spans 0)."""
+    verdict = difference_verdict({"low": r[f"{metric}_vs_predicted_low"], "high": r[f"{metric}_vs_predicted_high"]})
+    return {"lower than": "yes", "higher than": "no: worse", "not distinguishable from": "not shown"}[verdict]
+
+
+def beyond_emotion_findings(errors: pd.DataFrame, predicted: Mapping[str, Any]) -> list[str]:
+    """Sentences on the non-oracle reference: the per-emotion mean face of ``E_e``'s predicted
+    emotion (same ``E_e`` as the model's), and whether ``E_r`` (emotion-enhanced; ``errors`` indexed
+    by encoder) beats it, i.e. decodes frame-level content beyond the emotion, by the paired CIs."""
+    out = [f"Per-emotion mean face of E_e's predicted emotion (non-oracle: recognise the emotion, output its "
+           f"average training face): " + ", ".join(f"{m} {_with_ci(predicted, m)} mm" for m in METRIC_NAMES) + "."]
+    if "LVE_vs_predicted" not in errors.columns:
+        return out
+    if "eeg2face" in errors.index:
+        r = errors.loc["eeg2face"]
+        verdict = beyond_emotion_verdict(r, "LVE")
+        conclusion = {"yes": "so E_r decodes frame-level lip content beyond E_e's emotion",
+                      "no: worse": "so E_r does not even match emotion recognition plus the average face on the lips; "
+                                   "no evidence that it decodes frame-level content beyond the emotion",
+                      "not shown": "so this run shows no frame-level lip content beyond E_e's emotion"}[verdict]
+        out.append("E_r (emotion-enhanced) against it: "
+                   + "; ".join(_versus(r, m, "vs_predicted", "predicted-emotion mean face") for m in METRIC_NAMES)
+                   + f"; {conclusion}.")
+    beat = [ENCODER_LABELS[k] for k, r in errors.iterrows() if beyond_emotion_verdict(r) == "yes"]
+    out.append("Encoders with a lower LVE than the predicted-emotion mean face (paired 95% CI below 0): "
+               + (", ".join(beat) or "none") + ".")
+    return out
+
+
 def sweep_findings(sweep: pd.DataFrame) -> list[str]:
     """Sentences on the coupling sweep: content-only LVE per coupling beside the mean face and the
     ceiling, and the verdict at coupling 0 against the mean face and the per-emotion mean face."""
@@ -1697,11 +1784,22 @@ def sweep_findings(sweep: pd.DataFrame) -> list[str]:
         extra = f", ceiling {ceiling.loc[c, 'LVE']:.2f}" if c in ceiling.index else ""
         parts.append(f"{c:g}: {r['LVE']:.2f} mm (mean face {mean_rows.loc[c, 'LVE']:.2f}{extra})")
     out.append("Coupling sweep, E_r content-only LVE by coupling: " + "; ".join(parts) + ".")
+    if "LVE_vs_predicted" in enhanced.columns:
+        parts = [f"{c:g}: {r['LVE_vs_predicted']:+.2f} mm [{r['LVE_vs_predicted_low']:+.2f}, "
+                 f"{r['LVE_vs_predicted_high']:+.2f}] ({beyond_emotion_verdict(r)})"
+                 for c, r in enhanced.sort_index(ascending=False).iterrows() if not pd.isna(r["LVE_vs_predicted"])]
+        out.append("Coupling sweep, E_r emotion-enhanced LVE minus the predicted-emotion mean face's (paired 95% CI; "
+                   "frame-level content beyond the emotion?) by coupling: " + "; ".join(parts) + ".")
     if 0.0 in enhanced.index:
         z = enhanced.loc[0.0]
         out.append("With no coupling, E_r emotion-enhanced: "
                    + "; ".join(_versus(z, m, "vs_mean", "mean face") for m in ("LVE", "EVE")) + "; "
                    + "; ".join(_versus(z, m, "vs_oracle", "per-emotion mean face") for m in ("LVE", "EVE")) + ".")
+        if "LVE_vs_predicted" in enhanced.columns and not pd.isna(z["LVE_vs_predicted"]):
+            out.append("With no coupling, E_r emotion-enhanced against the per-emotion mean face of E_e's predicted "
+                       "emotion: " + "; ".join(_versus(z, m, "vs_predicted", "predicted-emotion mean face")
+                                                for m in METRIC_NAMES)
+                       + f" (frame-level lip content beyond the emotion: {beyond_emotion_verdict(z)}).")
         if 0.0 in ceiling.index:
             oracle = base[base["method"] == PER_EMOTION_MEAN_FACE].set_index("coupling").loc[0.0]
             c0 = ceiling.loc[0.0, "LVE"]

@@ -277,6 +277,21 @@ def test_real_weights_match_numpy_reference(shared_root, filename):
     assert np.abs(logits - reference).max() < 1e-4
 
 
+def test_installed_weights_match_numpy_reference():
+    """The copy the set-up installs (no shared data needed): same check as above."""
+    from affectlab.data.registry import INSTALLED_ASSETS
+
+    path = INSTALLED_ASSETS["minixception"]
+    if not path.is_file():
+        pytest.skip(f"the set-up has not installed {path}")
+    model = load_minixception(path)
+    x = np.random.default_rng(1).uniform(-1, 1, size=(2, 1, 64, 64)).astype(np.float32)
+    with torch.no_grad():
+        logits = model(torch.from_numpy(x)).numpy()
+    assert logits.shape == (2, 7)
+    assert np.abs(logits - numpy_forward(path, x)).max() < 1e-4
+
+
 def _fer2013_private_test(root: Path) -> tuple[torch.Tensor, np.ndarray]:
     """FER2013 PrivateTest faces with their original 7-class labels, read straight from the files.
 

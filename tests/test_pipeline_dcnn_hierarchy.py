@@ -4,6 +4,7 @@ NeuroGaze-Distill run discovery, and the train-or-load path on a FER2013 fixture
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -162,6 +163,8 @@ def test_layer_profile_recovers_planted_identity_and_expression():
     for target in ("identity", "expression"):
         s, lo, hi = (table[f"{target} silhouette{c}"] for c in ("", " low", " high"))
         assert ((lo <= s + 1e-9) & (s <= hi + 1e-9) & (s.abs() <= 1)).all()
+    r2, lo, hi = (table[c] for c in ("V/A R2 (CV by subject)", "V/A R2 low", "V/A R2 high"))
+    assert (hi > lo).all() and ((lo - 0.05 <= r2) & (r2 <= hi + 0.05)).all()  # percentile CI around the point
     # pixels: people dominate; the expression patch: expressions dominate, people vanish
     assert table.loc["pixels", "identity silhouette"] > 0.5 > table.loc["pixels", "expression silhouette"]
     assert table.loc["expr", "expression silhouette"] > 0.5 > table.loc["expr", "identity silhouette"]
@@ -172,13 +175,27 @@ def test_layer_profile_recovers_planted_identity_and_expression():
     np.testing.assert_array_equal(cached.pcs["pixels"], codes.pcs["pixels"])
 
     profiles = {("tiny", "planted"): table}
-    checks = dh.ground_truth_checks(profiles, {"tiny": net.roles}, {"tiny": True}, ("planted",))
+    checks = dh.ground_truth_checks(profiles, {"tiny": net.roles}, {"tiny": True}, ("planted",),
+                                    learned={"tiny": False})
     holds = checks.set_index("claim")["holds here"]
-    assert holds["identity dominates the early layer"]
-    assert holds["training lifts expression towards the output"]
-    assert holds["identity fades towards the output"]
+    assert holds["identity dominates the early layer"] == "yes"
+    assert holds["training lifts expression towards the output"] == "yes"
+    assert holds["identity fades towards the output"] == "yes"
+    assert holds["V/A readable from the penultimate layer"] == "yes"
+    assert set(checks["training status"]) == {"untrained-equivalent"}
+    # the same profile with early and final swapped: every claim must flip to "no"
+    swapped = {"tiny": {**net.roles, "early": "expr", "final": "pixels", "penultimate": "pixels"}}
+    flipped = dh.ground_truth_checks(profiles, swapped, {"tiny": True}, ("planted",)).set_index("claim")["holds here"]
+    assert (flipped == "no").all()
+    with pytest.raises(KeyError, match="no layer for role 'identity'"):
+        dh.ground_truth_checks(profiles, {"tiny": {"early": "pixels"}}, {"tiny": True}, ("planted",))
     study3 = dh.study3_table(profiles, {"tiny": net.roles})
     assert list(study3["role"]) == list(dh.ROLES)
+    summary = dh.study3_summary(study3)
+    cell = summary.loc[("planted", "tiny"), ("identity silhouette", "early")]
+    t = table.loc["pixels"]
+    assert cell == (f"{t['identity silhouette']:.2f} [{t['identity silhouette low']:.2f}, "
+                    f"{t['identity silhouette high']:.2f}]")
     emergence = dh.va_emergence_table({"tiny": table}, {"tiny": net.roles})
     assert emergence.loc["tiny", "half-max reached at depth"] == pytest.approx(0.5)
 
@@ -190,17 +207,35 @@ def test_studies_1_2_4_on_the_tiny_model():
     s1 = dh.study1_umaps(codes, probe, cfg, layers=("pixels", "expr"))
     assert s1.embeddings["pixels"].shape == (36, 2)
     assert s1.table.loc["pixels", "identity silhouette, PCA 2-D"] > s1.table.loc["expr", "identity silhouette, PCA 2-D"]
+    col = "identity silhouette, 10 PCs"
+    t1 = s1.table
+    assert (t1[f"{col} low"] <= t1[col] + 1e-9).all() and (t1[col] <= t1[f"{col} high"] + 1e-9).all()
+    # the 10-PC silhouette with its CI is the layer profile's (same PCs, same resampling of subjects)
+    profile = dh.layer_profile(codes, probe, net.roles, cfg)
+    assert t1.loc["pixels", col] == pytest.approx(profile.loc["pixels", "identity silhouette"])
     nn3_like = dataclass_copy(codes, {"dropout_4": codes.raw["expr"]})
     s2 = dh.study2_identity_dominance(probe, nn3_like, cfg)
-    assert s2.table.loc["pixels, PCA (10 PCs)", "identity silhouette"] > 0.5
-    assert s2.table.loc["pixels, PCA (10 PCs)", "paper (DISFA, identity)"] == 0.501
-    assert np.isnan(s2.table.loc["VGG16 fc2, UMAP", "identity silhouette"])
+    t2 = s2.table.drop(index="VGG16 fc2, UMAP")
+    assert t2.loc["pixels, PCA (10 PCs)", "identity silhouette"] > 0.5
+    assert t2.loc["pixels, PCA (10 PCs)", "identity silhouette low"] > t2.loc["pixels, PCA (10 PCs)", "expression silhouette high"]
+    for target in ("identity", "expression"):
+        c = f"{target} silhouette"
+        assert ((t2[f"{c} low"] <= t2[c] + 1e-9) & (t2[c] <= t2[f"{c} high"] + 1e-9)).all()
+    # NN3 stand-in reads the expression patch: expression beats identity there
+    assert t2.loc["NN3 dropout_4, PCA", "expression silhouette"] > t2.loc["NN3 dropout_4, PCA", "identity silhouette"]
     net.roles["penultimate"] = "expr"
     s4 = dh.study4_penultimate(net, codes, probe)
-    assert s4.regression.loc[("PC1", "valence"), "r"] > 0  # signs aligned with valence
+    reg = s4.regression.loc[("PC1", "valence")]
+    assert reg["r"] > 0  # signs aligned with valence
+    assert reg["r low"] < reg["r"] < reg["r high"]
+    assert (reg["r low"], reg["r high"]) == pytest.approx(dh.fisher_ci(reg["r"], 36))
     assert s4.predicted.shape == (36,) and set(np.unique(s4.predicted)) <= {1, 2, 3}  # FERPlus indices
+    assert set(s4.u_shape) >= {"b2", "p"}
+    assert "U-shape p" in dh.study4_table({"tiny": s4}).columns
     corr = dh.axis_va_correlation(s1.embeddings["expr"], probe)
-    assert corr.shape == (4, 3)
+    assert corr.xs("valence", level="target")["r"].abs().max() > 0.5  # the expression patch carries valence
+    with pytest.raises(KeyError, match="no probed layer 'dropout_4'"):
+        dh.study1_umaps(codes, probe, cfg, layers=("dropout_4",))
 
 
 def dataclass_copy(codes: dh.LayerCodes, raw: dict) -> dh.LayerCodes:
@@ -291,12 +326,45 @@ def test_fer2013_fixture_train_or_load_and_table1(tmp_path, monkeypatch):
     again = dh.train_sharma("NN2", fer, cfg, run)
     assert again.loaded_from_cache and again.run_dir == nets["NN2"].fit.run_dir  # train-or-load
     assert list(again.run_dir.glob("batchnorm-*.pt"))  # the recalibrated statistics are cached
-    table = dh.accuracy_table(nets, fer, cfg, run)
+    published = dh.ProbedNetwork(
+        name="published", model=nn.Sequential(nn.Flatten(), nn.Linear(48 * 48, 7)), class_names=FER2013_CLASSES,
+        layers=("1",), roles={r: "1" for r in dh.ROLES}, gradcam_layers=(), prepare=lambda im: im.float() / 255,
+        description="stand-in for published weights", trained=True)
+    table = dh.accuracy_table({**nets, "published": published}, fer, cfg, run)
     assert table.loc["NN1", "test faces"] == 6 and table.loc["NN2", "test faces"] == 14
+    assert table.loc["published", "test faces"] == len(fer.private_test) == 14  # published weights: whole split
     ok = table.drop(index="RMN (ResMaskNet)")
     assert ((ok["95% CI low"] <= ok["accuracy here (%)"] + 1e-9) & (ok["accuracy here (%)"] <= ok["95% CI high"] + 1e-9)).all()
-    assert table.loc["NN2", "paper's accuracy (%)"] == "65.90"
-    assert np.isnan(table.loc["RMN (ResMaskNet)", "accuracy here (%)"])
+    nn1_labels = fer.test["NN1"].labels.numpy()
+    assert table.loc["NN1", "majority class (%)"] == pytest.approx(100 * np.bincount(nn1_labels).max() / len(nn1_labels))
+    assert table.loc["NN1", "chance, uniform (%)"] == pytest.approx(100 / 3)
+    assert table.loc["NN2", "chance, uniform (%)"] == pytest.approx(100 / 7)
+    assert table.loc["NN3", "training (here)"] == "untrained" and table.loc["NN1", "seed"] == run.seed
+    pred = dh.network_logits(nets["NN2"], fer.test["NN2"].images).argmax(1)
+    assert table.loc["NN2", "accuracy here (%)"] == pytest.approx(100 * np.mean(pred == fer.test["NN2"].labels.numpy()))
+    student = dataclasses.replace(published, name="FERPlus student", class_names=FERPLUS_CLASSES)
+    with pytest.raises(ValueError, match="cannot score network 'FERPlus student'"):
+        dh.accuracy_table({"FERPlus student": student}, fer, cfg, run)
+
+    verdicts = dh.learning_verdicts(nets, fer, cfg, run)
+    assert set(verdicts.attrs["learned"]) == {"NN1", "NN2"}
+    nn1 = verdicts.loc["NN1"]
+    assert list(nn1.index) == ["majority class (" + nets["NN1"].class_names[int(np.bincount(nn1_labels).argmax())] + ")",
+                               "NN3 (untrained, same initial weights)"]
+    nn3_pred = dh.network_logits(nets["NN3"], fer.test["NN1"].images).argmax(1)
+    nn1_pred = dh.network_logits(nets["NN1"], fer.test["NN1"].images).argmax(1)
+    assert nn1.iloc[1]["accuracy difference (pp)"] == pytest.approx(
+        100 * (np.mean(nn1_pred == nn1_labels) - np.mean(nn3_pred == nn1_labels)))
+    for _, row in verdicts.iterrows():
+        assert row["95% CI low"] <= row["accuracy difference (pp)"] + 1e-9 <= row["95% CI high"] + 2e-9
+        assert row["above it"] == ("yes" if row["95% CI low"] > 0 else "no" if row["95% CI high"] < 0 else "undecided")
+
+    dev = dh.deviations(cfg, run, fer, nets, {})
+    assert "rebuilt from the FERPlus images" in dev.loc["FER2013 copy", "this run"]
+    assert "21 / 14 / 14" in dev.loc["FER2013 copy", "this run"]
+    assert "at most 2 faces per class" in dev.loc["training data", "this run"]
+    assert "first 2 PCs" in dev.loc["scatter-plot embedding (Studies 1-2)", "this run"]
+    assert "first 3 subjects" in dev.loc["probing subjects", "this run"]
 
 
 def test_recalibrate_batchnorm_sets_exact_population_statistics():
@@ -313,3 +381,142 @@ def test_recalibrate_batchnorm_sets_exact_population_statistics():
     assert bn.momentum == 0.01 and not model.training
     with pytest.raises(ValueError, match="at least 2 inputs"):
         dh.recalibrate_batchnorm(model, x[:1])
+
+
+# ---------------------------------------------------------------------------------------------
+# verdicts, Study 4 statistics, positive control, students
+# ---------------------------------------------------------------------------------------------
+
+
+def test_ci_verdict_is_three_way():
+    assert dh.ci_verdict((0.5, 0.4, 0.6), (0.2, 0.1, 0.3)) == "yes"
+    assert dh.ci_verdict((0.2, 0.1, 0.3), (0.5, 0.4, 0.6)) == "no"
+    assert dh.ci_verdict((0.5, 0.3, 0.6), (0.4, 0.2, 0.45)) == "undecided"  # intervals overlap
+    assert dh.ci_verdict((0.2, 0.1, 0.3), (0.5, 0.4, 0.6), greater=False) == "yes"
+    assert dh.ci_verdict((np.nan, 0.1, 0.3), (0.5, 0.4, 0.6)) == "undecided"
+
+
+def test_fisher_ci_and_u_shape_test():
+    from scipy import stats
+
+    low, high = dh.fisher_ci(0.5, 103)
+    half = stats.norm.ppf(0.975) / 10.0
+    assert (low, high) == pytest.approx((np.tanh(np.arctanh(0.5) - half), np.tanh(np.arctanh(0.5) + half)))
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, 200)
+    u = dh.u_shape_test(x, x**2 + rng.normal(0, 0.05, 200))
+    assert u["b2"] > 0 and u["p"] < 1e-10 and u["R2 gain over a line"] > 0.8
+    line = dh.u_shape_test(x, 2 * x + rng.normal(0, 0.05, 200))
+    assert line["p"] > 0.001 and abs(line["R2 gain over a line"]) < 0.01
+    # the coefficient equals numpy's polynomial fit on the standardised x
+    z = (x - x.mean()) / x.std()
+    assert u["b2"] == pytest.approx(np.polyfit(z, x**2 + rng.normal(0, 0, 200), 2)[0], rel=0.05)
+    with pytest.raises(ValueError, match="x not constant"):
+        dh.u_shape_test(np.ones(10), np.arange(10.0))
+
+
+def test_positive_control_reaches_the_ceiling():
+    probe = planted_probe(n_ids=8, n_expr=3)
+    n = len(probe.faces)
+    rng = np.random.default_rng(1)
+    expr = probe.faces.labels.numpy() - 1
+    ident = probe.faces.identity.numpy()
+    blend = np.eye(3)[expr] @ rng.normal(size=(3, 53)) + rng.normal(0, 0.01, (n, 53))
+    beta = rng.normal(size=(8, 20))[ident]
+    probe.faces.meta.update(blendshapes=blend.astype(np.float32), beta=beta.astype(np.float32))
+    cfg = dh.chapter_config("smoke", bootstrap_resamples=30, reduce_pcs=10)
+    codes = dh.planted_factor_codes(probe, cfg)
+    assert codes.layers == ("planted expression", "planted identity")
+    control = dh.layer_profile(codes, probe, {}, cfg)
+    assert control.loc["planted expression", "expression silhouette"] > 0.9
+    assert control.loc["planted identity", "identity silhouette"] == pytest.approx(1.0)
+    assert control.loc["planted expression", "V/A R2 (CV by subject)"] > 0.95
+    net = tiny_network()
+    profiles = {("tiny", "planted"): dh.layer_profile(dh.layer_codes(net, probe, cfg), probe, net.roles, cfg)}
+    table = dh.positive_control_table({"planted": control}, profiles, {"tiny": net.roles})
+    assert list(table.index.get_level_values(1)) == ["planted expression (positive control)",
+                                                    "planted identity (positive control)",
+                                                    "tiny pixels (early)", "tiny expr (penultimate)"]
+    bare = dataclasses.replace(probe, faces=dataclasses.replace(probe.faces, meta={}))
+    with pytest.raises(ValueError, match="blendshapes"):
+        dh.planted_factor_codes(bare, cfg)
+
+
+def test_student_comparison_finds_earlier_and_clearer_va():
+    probe = planted_probe(n_ids=10, n_expr=3)
+    rng = np.random.default_rng(2)
+    va = np.stack([probe.valence, probe.arousal], 1)
+    n = len(va)
+
+    def codes(name, informative_from):
+        pcs = {}
+        for depth, layer in enumerate(("l1", "l2", "l3", "pen")):
+            noise = rng.normal(size=(n, 10))
+            signal = np.zeros((n, 10))
+            if depth >= informative_from:
+                signal[:, :2] = va * 5
+            pcs[layer] = (signal + noise).astype(np.float32)
+        return dh.LayerCodes(name, "planted", ("l1", "l2", "l3", "pen"), {k: 10 for k in pcs}, pcs,
+                             {k: np.full(10, 0.1) for k in pcs}, {})
+
+    roles = {v: {"early": "l1", "identity": "l2", "penultimate": "pen", "final": "pen"} for v in ("B0", "B2")}
+    cfg = dh.chapter_config("smoke", bootstrap_resamples=100)
+    table = dh.student_va_comparison({"B0": codes("B0", 3), "B2": codes("B2", 1)}, probe, roles, cfg)
+    assert table.loc["B0", "half-max depth"] == pytest.approx(1.0)
+    assert table.loc["B2", "half-max depth"] == pytest.approx(1 / 3)
+    assert table.loc["B2", "V/A earlier"] == "yes"
+    assert table.loc["B2", "V/A clearer"] == "undecided"  # same signal strength at the penultimate layer
+    with pytest.raises(KeyError, match="reference student 'B0'"):
+        dh.student_va_comparison({"B2": codes("B2", 1)}, probe, roles, cfg)
+
+
+def test_region_masks_cover_the_landmark_boxes():
+    landmarks = np.zeros((68, 2))
+    landmarks[17:27] = [10, 10]
+    landmarks[36:48] = [20, 14]
+    landmarks[48:68] = [24, 36]
+    masks = dh._region_masks(landmarks, 48, pad=2.0)
+    brows = masks["brows and eyes"]
+    ys, xs = np.nonzero(brows)
+    assert (xs.min(), xs.max(), ys.min(), ys.max()) == (8, 21, 8, 15)  # pixel centres within [8, 22] x [8, 16]
+    assert masks["mouth"].sum() == 4 * 4 and not (brows & masks["mouth"]).any()
+
+
+def test_training_steps_and_quick_recipe():
+    cfg = dh.chapter_config("quick")
+    assert cfg.batch_size == 64 and cfg.lr == 1e-3 and cfg.weight_decay == 0.0 and cfg.train_per_class is None
+    assert dh.training_steps(cfg, 28_000) == dh.QUICK_TRAIN_STEPS
+    assert dh.training_steps(dh.chapter_config("paper"), 6400) == 60 * 200  # batch 32
+    small = dh.chapter_config("smoke", steps_per_epoch=None, batch_size=16, epochs=3)
+    assert dh.training_steps(small, 40) == 3 * 2  # the last incomplete batch is dropped
+
+
+def test_gradcam_region_table_on_a_tiny_convnet():
+    class TinyConv(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c1 = nn.Conv2d(1, 4, 3, padding=1)
+            self.out = nn.Linear(4 * 48 * 48, 3)
+
+        def forward(self, x):
+            return self.out(torch.relu(self.c1(x)).flatten(1))
+
+    torch.manual_seed(0)
+    probe = planted_probe(n_ids=6, n_expr=3)
+    landmarks = np.zeros((len(probe.faces), 68, 2))
+    landmarks[:, 17:48] = [[10, 10]] * 15 + [[30, 16]] * 16
+    landmarks[:, 48:68] = [[18, 30]] * 10 + [[30, 38]] * 10
+    probe.faces.meta["landmarks"] = landmarks
+    net = dh.ProbedNetwork(name="tinyconv", model=TinyConv(), class_names=("happy", "surprise", "sad"),
+                           layers=("c1", "out"), roles={"early": "c1", "identity": "c1", "penultimate": "c1",
+                                                        "final": "out"},
+                           gradcam_layers=("c1",), prepare=lambda im: im.float() / 255.0, description="t", trained=True)
+    cfg = dh.chapter_config("smoke", gradcam_faces_per_class=4, bootstrap_resamples=50)
+    table = dh.gradcam_region_table(net, probe, cfg, categories=("happiness", "sadness", "contempt"))
+    assert list(table["expression"]) == ["happiness", "sadness"] and (table["faces"] == 4).all()
+    for region in dh.REGION_LANDMARKS:
+        e, lo, hi = (table[f"{region}: enrichment{c}"] for c in ("", " low", " high"))
+        ratio = table[f"{region}: share of Grad-CAM (%)"] / table[f"{region}: share of image (%)"]
+        np.testing.assert_allclose(e, ratio)
+        assert ((lo <= e + 1e-9) & (e <= hi + 1e-9)).all()
+    assert table["mouth: share of image (%)"].iloc[0] == pytest.approx(100 * 16 * 12 / 48**2)

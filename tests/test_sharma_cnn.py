@@ -32,9 +32,14 @@ def _outputs_by_layer(model: torch.nn.Module, x: torch.Tensor) -> dict[str, torc
 
 def test_children_carry_the_paper_layer_names_in_order():
     model = build_sharma_cnn(3)
-    assert tuple(name for name, _ in model.named_children()) == LAYER_NAMES
-    assert LAYER_NAMES[0] == "conv2d_1" and LAYER_NAMES[-1] == "out_layer"
-    assert {"batchnorm_1", "flatten", "dropout_4", "batchnorm_7"} <= set(LAYER_NAMES)
+    figure_1b = (  # Figure 1(b) with Keras names for pool/dropout, written out here, not taken from the module
+        "conv2d_1", "batchnorm_1", "conv2d_2", "batchnorm_2", "maxpool2d_1", "dropout_1",
+        "conv2d_3", "batchnorm_3", "conv2d_4", "batchnorm_4", "maxpool2d_2", "dropout_2",
+        "conv2d_5", "batchnorm_5", "conv2d_6", "batchnorm_6", "maxpool2d_3", "dropout_3",
+        "flatten", "dense_1", "batchnorm_7", "dropout_4", "out_layer",
+    )  # fmt: skip
+    assert tuple(name for name, _ in model.named_children()) == figure_1b
+    assert LAYER_NAMES == figure_1b
 
 
 def test_layer_shapes_follow_figure_1():

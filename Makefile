@@ -34,7 +34,7 @@ book: $(STAMP)
 	$(BIN)/python -m affectlab.book --profile $(PROFILE) --build
 
 test: $(STAMP)
-	$(BIN)/python -m pytest tests -q -p no:cacheprovider
+	$(BIN)/python -m pytest tests -q -p no:cacheprovider --durations=12
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab --notebook-dir=notebooks

@@ -93,14 +93,21 @@ landmarks.table(n_bootstrap=cfg.n_bootstrap, seed=run.seed)
 #
 # POSTER++ also starts from an IR-50 pretrained on MS-Celeb-1M face recognition. Those weights cannot
 # be downloaded either, so we pretrain the IR-50 trunk once here, as a stand-in, on FERPlus training
-# images (its three pyramid levels average-pooled into one linear classifier), and load it into every
-# ablation row, which then fine-tunes it with the rest of the network. This differs from the paper:
+# images (its three pyramid levels average-pooled into one linear classifier, light augmentation:
+# flips and a small random crop), and load it into every ablation row. This differs from the paper:
 # the stand-in has seen expression labels (the rows' own training images among them), not identities.
-# The table gives the trunk's own test accuracy, a reference for what the rows start from.
+# The rows then either fine-tune the trunk with the rest of the network, as POSTER++ fine-tunes its
+# IR-50 (paper profile), or keep it frozen and train only the layers after it (smoke and quick
+# profiles: their few steps then all go to the fusion, token embedding, transformer and head, the
+# parts the ablation compares; a deviation). The line printed below says which this run does; the
+# table gives the trunk's own test accuracy, a reference for what the rows start from, beside the
+# majority-class rate.
 
 # %%
 trunk = pv.pretrain_image_trunk(data["ferplus"], cfg, run)
-trunk.table(n_bootstrap=cfg.n_bootstrap, seed=run.seed) if trunk is not None else "no trunk pretraining in this profile"
+print("Image trunk:", cfg.trunk_description())
+(pv.trunk_frame(trunk, data["ferplus"], n_bootstrap=cfg.n_bootstrap, seed=run.seed) if trunk is not None
+ else "no trunk pretraining in this profile")
 
 # %% [markdown]
 # ## The models: POSTER++ and the ablation rows
@@ -120,7 +127,8 @@ pv.ablation_flags_frame(cfg, len(data["ferplus"].class_names))
 #
 # Every row is trained with the project trainer: AdamW (SAM over AdamW in the paper profile) with
 # the exponential schedule of Table 1, cross-entropy against the normalised FERPlus votes, flips,
-# colour jitter and random erasing. A finished run is loaded from `AFFECTLAB_RUNS` instead of
+# colour jitter and random erasing; the "trainable parameters" column shows whether the image trunk
+# was frozen (smoke / quick) or fine-tuned (paper). A finished run is loaded from `AFFECTLAB_RUNS` instead of
 # retrained, and the test-set outputs are stored beside it. Inference time is measured per image
 # (batch 1) on one CPU thread, as the median of interleaved repeats, for the trained rows and for the
 # untrained paper-size rows (a forward pass costs the same whatever the weights); the FLOPs of one
@@ -268,7 +276,9 @@ print(f"\nChapter time: {(time.perf_counter() - chapter_start) / 60:.1f} min (pr
 #
 # - **Pretrained weights.** POSTER++ starts from an IR-50 pretrained on MS-Celeb-1M and a pretrained
 #   landmark detector. Neither can be downloaded here: the IR-50 trunk is pretrained once on FERPlus
-#   expression labels and fine-tuned in every row, and the MobileFaceNet landmark branch is
+#   expression labels and loaded into every row (fine-tuned there in the paper profile; frozen in
+#   the smoke and quick profiles, where only the layers after it train), and the MobileFaceNet
+#   landmark branch is
 #   pretrained on generated faces with exact landmarks, then frozen as POSTER++ freezes its detector.
 # - **Loss.** The paper's text and Table 1 say "CE + KL"; the published code trains with plain
 #   cross-entropy against the FERPlus votes divided by 10 and no KL term. We follow the code: plain

@@ -375,7 +375,35 @@ def test_every_row_starts_from_the_pretrained_trunk(trained) -> None:
             assert torch.equal(value, trunk.model.backbone.state_dict()[name]), (row, name)
     assert pv.pretrain_image_trunk(trained["data"]["ferplus"], pv.chapter_config("smoke", trunk_epochs=0), trained["run"]) is None
     assert "accuracy (%)" in trunk.table(n_bootstrap=20).columns
+    splits = trained["data"]["ferplus"]
+    name, rate = pv.majority_rate(splits)
+    counts = np.bincount(splits.train.labels.numpy(), minlength=len(splits.class_names))
+    assert name == splits.class_names[int(counts.argmax())]
+    assert rate == pytest.approx(100 * float(np.mean(splits.test.labels.numpy() == counts.argmax())))
+    assert pv.trunk_frame(trunk, splits, n_bootstrap=20)[f"majority class '{name}' (%)"].iloc[0] == round(rate, 2)
     assert all(r.fit.loaded_from_cache for r in trained["again"].runs)
+
+
+def test_frozen_trunk_stays_the_pretrained_trunk_after_row_training(trained) -> None:
+    trunk, cfg, landmarks = trained["trunk"], trained["cfg"], trained["landmarks"]
+    assert cfg.freeze_trunk and pv.chapter_config("quick").freeze_trunk and not pv.chapter_config("paper").freeze_trunk
+    reference = trunk.model.backbone.state_dict()
+    for r in trained["result"].runs:
+        assert r.model.image_backbone_frozen, r.row
+        for name, value in r.model.image_backbone.state_dict().items():  # weights and BatchNorm statistics
+            assert torch.equal(value, reference[name]), (r.row, name)
+        frozen = [*r.model.image_backbone.parameters(), *r.model.landmark_branch.parameters()]
+        trainable = sum(p.numel() for p in r.model.parameters() if p.requires_grad)
+        assert trainable == sum(p.numel() for p in r.model.parameters()) - sum(p.numel() for p in frozen) > 0
+    config = pv.ablation_configs(cfg.poster_config(3))["full"]
+    tuned = pv.build_row_model(config, landmarks, seed=0, trunk=trunk, freeze_trunk=False)
+    assert not tuned.image_backbone_frozen and all(p.requires_grad for p in tuned.image_backbone.parameters())
+    frame = pv.deviations_frame(cfg, trained["run"], trained["data"])
+    assert "frozen" in frame.loc["image backbone in the rows", "this run"]
+    for bad in (dict(freeze_trunk=1), dict(trunk_warmup_epochs=-0.5), dict(trunk_warmup_epochs=1.0),
+                dict(trunk_crop_padding=-1)):
+        with pytest.raises(ConfigError, match=next(iter(bad))):
+            pv.chapter_config("smoke", **bad)
 
 
 def test_flops_differ_between_rows_by_exactly_the_added_head() -> None:

@@ -354,6 +354,24 @@ def test_frozen_landmark_branch_gets_no_gradient_and_keeps_its_statistics() -> N
     assert model.landmark_branch.conv1.conv.weight.grad is not None
 
 
+def test_frozen_image_backbone_gets_no_gradient_and_keeps_its_statistics() -> None:
+    model = _model(TINY).freeze_image_backbone(True).train()
+    assert model.image_backbone_frozen and not model.image_backbone.training
+    stats = model.image_backbone.stem[1].running_mean.clone()
+    model(_images(2))["logits"].sum().backward()
+    assert all(p.grad is None for p in model.image_backbone.parameters())
+    assert torch.equal(model.image_backbone.stem[1].running_mean, stats)
+    assert model.level_convs[0].weight.grad is not None  # everything after the trunk still trains
+    assert model.transformer.blocks[0].attn.qkv.weight.grad is not None
+    model.eval().train()
+    assert not model.image_backbone.training
+    model.zero_grad(set_to_none=True)
+    model.freeze_image_backbone(False)
+    assert model.image_backbone.training
+    model(_images(2))["logits"].sum().backward()
+    assert model.image_backbone.stem[0].weight.grad.abs().sum() > 0
+
+
 def test_mobilefacenet_regresses_68_landmarks_and_loads_into_poster() -> None:
     torch.manual_seed(0)
     net = TINY.make_landmark_branch()

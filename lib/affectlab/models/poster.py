@@ -459,6 +459,7 @@ class PosterModel(nn.Module):
             _vit_init(self.se_gate)
         self.head: nn.Module = self._make_head(config, d)
         self._landmarks_frozen = False
+        self._image_backbone_frozen = False
         if config.freeze_landmarks:
             self.freeze_landmark_branch()
 
@@ -503,10 +504,28 @@ class PosterModel(nn.Module):
         self.landmark_branch.train(self.training and not frozen)
         return self
 
+    @property
+    def image_backbone_frozen(self) -> bool:
+        return self._image_backbone_frozen
+
+    def freeze_image_backbone(self, frozen: bool = True) -> "PosterModel":
+        """Freeze (or unfreeze) the IR-50 trunk: no gradients, and its BatchNorm stays in eval mode.
+
+        Not part of POSTER++ (which fine-tunes its MS-Celeb-1M IR-50); used when a trunk pretrained
+        elsewhere should stay fixed while only the fusion, transformer and head learn.
+        """
+        self._image_backbone_frozen = frozen
+        for p in self.image_backbone.parameters():
+            p.requires_grad_(not frozen)
+        self.image_backbone.train(self.training and not frozen)
+        return self
+
     def train(self, mode: bool = True) -> "PosterModel":
         super().train(mode)
         if self._landmarks_frozen:
             self.landmark_branch.eval()
+        if self._image_backbone_frozen:
+            self.image_backbone.eval()
         return self
 
     def load_landmark_branch(self, source: MobileFaceNet | Mapping[str, torch.Tensor]) -> "PosterModel":

@@ -499,9 +499,7 @@ class PosterModel(nn.Module):
     def freeze_landmark_branch(self, frozen: bool = True) -> "PosterModel":
         """Freeze (or unfreeze) MobileFaceNet: no gradients, and its BatchNorm stays in eval mode."""
         self._landmarks_frozen = frozen
-        for p in self.landmark_branch.parameters():
-            p.requires_grad_(not frozen)
-        self.landmark_branch.train(self.training and not frozen)
+        self._set_trainable(self.landmark_branch, not frozen)
         return self
 
     @property
@@ -515,10 +513,14 @@ class PosterModel(nn.Module):
         elsewhere should stay fixed while only the fusion, transformer and head learn.
         """
         self._image_backbone_frozen = frozen
-        for p in self.image_backbone.parameters():
-            p.requires_grad_(not frozen)
-        self.image_backbone.train(self.training and not frozen)
+        self._set_trainable(self.image_backbone, not frozen)
         return self
+
+    def _set_trainable(self, module: nn.Module, trainable: bool) -> None:
+        """Gradients on or off for ``module``; a frozen module's BatchNorm stays in eval mode."""
+        for p in module.parameters():
+            p.requires_grad_(trainable)
+        module.train(self.training and trainable)
 
     def train(self, mode: bool = True) -> "PosterModel":
         super().train(mode)

@@ -399,6 +399,20 @@ def test_mobilefacenet_regresses_68_landmarks_and_loads_into_poster() -> None:
         model.load_landmark_branch(MobileFaceNet(width=0.25, depth=0.1))
 
 
+def test_image_backbone_loads_a_matching_trunk_and_names_a_mismatch() -> None:
+    torch.manual_seed(0)
+    source = PosterModel(TINY)
+    torch.manual_seed(1)
+    model = PosterModel(TINY)
+    first = "stem.0.weight"
+    assert not torch.equal(source.image_backbone.state_dict()[first], model.image_backbone.state_dict()[first])
+    model.load_image_backbone(source.image_backbone.state_dict())
+    for k, v in source.image_backbone.state_dict().items():
+        assert torch.equal(v, model.image_backbone.state_dict()[k]), k
+    with pytest.raises(ValueError, match="image-backbone weights do not fit"):
+        model.load_image_backbone({"not_a_trunk_key": torch.zeros(1)})
+
+
 # ---- configuration, input and loss errors ------------------------------------------------------
 @pytest.mark.parametrize(
     "kwargs, match",

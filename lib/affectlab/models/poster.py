@@ -481,15 +481,7 @@ class PosterModel(nn.Module):
 
     def load_image_backbone(self, source: nn.Module | Mapping[str, torch.Tensor]) -> "PosterModel":
         """Load pretrained IR-50 trunk weights (an :class:`IR50` or its state dict) of the same width/depth."""
-        state = source.state_dict() if isinstance(source, nn.Module) else source
-        try:
-            self.image_backbone.load_state_dict(state)
-        except RuntimeError as exc:
-            raise ValueError(
-                f"image-backbone weights do not fit this PosterModel (width={self.config.width}, "
-                f"depth={self.config.depth}): {exc}"
-            ) from None
-        return self
+        return self._load_branch(self.image_backbone, source, "image-backbone", "")
 
     # ---- landmark branch -------------------------------------------------------------------
     @property
@@ -532,13 +524,19 @@ class PosterModel(nn.Module):
 
     def load_landmark_branch(self, source: MobileFaceNet | Mapping[str, torch.Tensor]) -> "PosterModel":
         """Load pretrained landmark weights (a MobileFaceNet or its state dict) of the same width/depth."""
+        return self._load_branch(self.landmark_branch, source, "landmark",
+                                 "; pretrain config.make_landmark_branch()")
+
+    def _load_branch(self, branch: nn.Module, source: nn.Module | Mapping[str, torch.Tensor], what: str,
+                     hint: str) -> "PosterModel":
+        """Load ``source`` (a module or its state dict) into ``branch``; a mismatch names the branch."""
         state = source.state_dict() if isinstance(source, nn.Module) else source
         try:
-            self.landmark_branch.load_state_dict(state)
+            branch.load_state_dict(state)
         except RuntimeError as exc:
             raise ValueError(
-                f"landmark weights do not fit this PosterModel (width={self.config.width}, "
-                f"depth={self.config.depth}); pretrain config.make_landmark_branch(): {exc}"
+                f"{what} weights do not fit this PosterModel (width={self.config.width}, "
+                f"depth={self.config.depth}){hint}: {exc}"
             ) from None
         return self
 

@@ -173,7 +173,8 @@ def _sidecar(path: Path) -> Path:
     return path.with_name(path.name + ".json")
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """SHA-256 hex digest of a file, read in 1 MiB chunks."""
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -229,7 +230,7 @@ def save_prototype_bank(
     _atomic_write(path, lambda fh: np.savez(fh, prototypes=protos, prior=pri), ".npz")
     sidecar = {
         "file": path.name,
-        "sha256": _sha256(path),
+        "sha256": file_sha256(path),
         "shape": list(protos.shape),
         "fingerprint": fingerprint,
     }
@@ -257,7 +258,7 @@ def load_prototype_bank(path: str | os.PathLike) -> PrototypeBank:
         expected = meta["sha256"]
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
         raise ValueError(f"sidecar {str(sidecar_path)!r} is not a valid bank sidecar: {exc}") from None
-    actual = _sha256(path)
+    actual = file_sha256(path)
     if actual != expected:
         raise ValueError(
             f"prototype bank {str(path)!r} fails its SHA-256 check: file has {actual}, sidecar "

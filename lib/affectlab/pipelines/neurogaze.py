@@ -32,7 +32,6 @@ and configuration loads the finished run from ``AFFECTLAB_RUNS``).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import math
 import os
@@ -63,6 +62,7 @@ from affectlab.models.va_teacher import TopomapVATeacher
 from affectlab.prototypes import (
     build_prototype_bank,
     coverage,
+    file_sha256,
     load_prototype_bank,
     save_prototype_bank,
 )
@@ -1582,14 +1582,6 @@ def known_ground_truth_probe(banks: PrototypeBanks, cfg: ChapterConfig, run: Run
 # ----------------------------------------------------------------------------------------------
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _jsonable(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {str(k): _jsonable(v) for k, v in value.items()}
@@ -1643,7 +1635,7 @@ def write_artifacts(banks: PrototypeBanks, students: StudentRuns, metrics_by_dat
     files.extend((label, path) for path, label in checkpoints.items() if path is not None)
     rows, lines = [], []
     for label, path in files:
-        digest = _sha256(path)
+        digest = file_sha256(path)
         rel = os.path.relpath(path, out)
         rows.append({"artifact": label, "file": rel, "bytes": path.stat().st_size, "SHA-256": digest})
         lines.append(f"{digest}  {rel}")

@@ -62,6 +62,16 @@ def test_profiles_state_their_sizes_and_bad_values_name_the_field() -> None:
         pv.chapter_config("quick", gradcam_classes=("joy",))
     with pytest.raises(ConfigError, match="unknown field"):
         pv.chapter_config("quick", epoch=3)
+    # paper: Table 1's FER+ augmentation; quick: the light recipe (flip + crop), stated as a deviation
+    assert paper.augment_description() == "flip p=0.5, brightness/contrast 0.2, random erasing p=0.5 scale 0.02-0.25"
+    assert quick.augment_description() == "flip p=0.5, 8-px random crop (reflected padding)"
+    assert quick.augment().config.erase_p == 0 and quick.augment().config.crop_padding == 8
+    with pytest.raises(ConfigError, match="ChapterConfig.crop_padding"):
+        pv.chapter_config("quick", crop_padding=-1)
+    with pytest.raises(ConfigError, match="ChapterConfig.warmup_epochs"):
+        pv.chapter_config("quick", epochs=2, warmup_epochs=2)
+    with pytest.raises(ConfigError, match="ChapterConfig.table_1_per_dataset"):
+        pv.chapter_config("quick", table_1_per_dataset="yes")
     with pytest.raises(ConfigError, match="PROFILE"):
         pv.chapter_config("fast")
 
@@ -71,6 +81,13 @@ def test_rows_train_with_plain_cross_entropy_on_the_votes() -> None:
     train = pv.row_train_config(pv.chapter_config("paper"), seed=1, soft=True)
     assert (train.target, train.schedule, train.optimizer, train.grad_clip, train.seed) == ("soft", "exponential", "sam", None, 1)
     assert pv.row_train_config(pv.chapter_config("quick"), seed=0, soft=False).target == "hard"
+    # Table 1's own epochs and lr for RAF-DB and AffectNet in the paper profile; FER+ keeps the issue's lr
+    paper = pv.chapter_config("paper")
+    assert [(c.epochs, c.lr) for c in (pv.row_train_config(paper, 0, True, d) for d in ("ferplus", "rafdb", "affectnet"))] \
+        == [(200, 3.5e-6), (250, 9e-6), (200, 2e-5)]
+    quick = pv.chapter_config("quick", warmup_epochs=0.5)
+    assert {(c.epochs, c.lr, c.warmup_epochs) for c in (pv.row_train_config(quick, 0, True, d) for d in ("ferplus", "rafdb"))} \
+        == {(quick.epochs, quick.lr, 0.5)}  # one schedule for every dataset outside the paper profile
     logits = torch.randn(5, 8, generator=torch.Generator().manual_seed(0))
     votes = torch.softmax(torch.randn(5, 8, generator=torch.Generator().manual_seed(1)), dim=1)
     outputs = model_outputs({"logits": logits, "mu": logits, "logvar": torch.zeros_like(logits)}, "classification")
@@ -294,6 +311,55 @@ def test_calibration_comparison_wiring(trained) -> None:
     side = trained["data"]["ferplus"].train.images.shape[-1]
     assert deviations.loc["input", "this run"].startswith(f"FERPlus: {side} x {side} px greyscale")
     assert "3.5e-6" in deviations.loc["optimiser", "paper"]
+
+
+def test_paired_calibration_differences_recompute_both_scores_on_the_same_images() -> None:
+    labels = np.array([0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2])
+    rng = np.random.default_rng(0)
+    sharp = np.eye(3)[labels] * 0.8 + 0.2 / 3  # right and confident
+    flat = np.full((12, 3), 1 / 3)
+    noisy = rng.dirichlet(np.ones(3), size=12)
+    calibration = pv.CalibrationResult(
+        probabilities={("full", "mu only (deployed)"): sharp, ("full", "Monte-Carlo mean of 4 samples"): noisy,
+                       ("baseline", "linear head"): flat},
+        labels=labels, n_bins=5, dataset="ferplus", dataset_label="toy", seed=0, class_names=("a", "b", "c"))
+    assert calibration.comparison_pairs() == [
+        (("full", "Monte-Carlo mean of 4 samples"), ("full", "mu only (deployed)")),
+        (("full", "mu only (deployed)"), ("baseline", "linear head")),
+        (("full", "Monte-Carlo mean of 4 samples"), ("baseline", "linear head"))]  # no class-prior row here
+    diffs = calibration.differences(n_bootstrap=200, seed=1)
+    row = diffs.iloc[1]  # sharp minus flat
+    nll = metrics.negative_log_likelihood(sharp, labels) - metrics.negative_log_likelihood(flat, labels)
+    ece = metrics.expected_calibration_error(sharp, labels, 5) - metrics.expected_calibration_error(flat, labels, 5)
+    assert row["NLL (nats) a - b"] == pytest.approx(nll, abs=1e-4) and nll < 0
+    assert row["ECE a - b"] == pytest.approx(ece, abs=1e-4)
+    # the sharp predictor is right on every resample, so its NLL advantage never changes sign
+    assert row["NLL (nats): CI excludes 0"]
+    low, high = (float(v) for v in row["NLL (nats) 95% CI (paired bootstrap)"].strip("[]").split(","))
+    assert low - 1e-4 <= nll <= high + 1e-4 and high < 0  # CI printed to 4 decimals
+    with pytest.raises(KeyError, match="no predictions"):
+        calibration.differences([(("full", "mu only (deployed)"), ("w/o VI", "linear head"))])
+
+
+def test_paper_table_2_is_quoted_and_agrees_with_table_3() -> None:
+    table = pv.paper_table_2_frame()
+    assert "not run here" in table.columns.name
+    assert table.loc["POSTER-Var", "FER+"] == pv.PAPER_TABLE_3["full"]["FER+"]
+    assert table.loc["POSTER++", "RAF-DB"] == pv.PAPER_TABLE_3["baseline"]["RAF-DB"]
+    assert np.isnan(table.loc["POSTER++", "FER+"])  # not reported in the paper
+
+
+def test_class_evidence_maps_cover_every_class(trained) -> None:
+    result = trained["result"]
+    evidence = pv.class_evidence_maps(result, face_class="happiness")
+    names = result.data["ferplus"].class_names
+    assert evidence.cams.shape == (len(names), 112, 112) and evidence.cams.min() >= 0 and evidence.cams.max() <= 1
+    assert evidence.probabilities.sum() == pytest.approx(1.0) and list(evidence.table().index) == list(names)
+    # the maps differ between classes (each target has its own gradient)
+    assert not np.allclose(evidence.cams[0], evidence.cams[1])
+    assert isinstance(evidence.figure(), Figure)
+    with pytest.raises(ValueError, match="face_class 'fear'"):
+        pv.class_evidence_maps(result, face_class="fear")
 
 
 def test_gradcam_on_generated_faces(trained) -> None:

@@ -20,7 +20,7 @@ import json
 import os
 import random
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, NoReturn, TypeVar
 
 import numpy as np
 import torch
@@ -33,6 +33,80 @@ RUNS_ENV = "AFFECTLAB_RUNS"
 
 class ConfigError(ValueError):
     """A parameter of the run is wrong; the message names the parameter."""
+
+
+def is_int(value: Any) -> bool:
+    """An integer that is not a bool (NumPy integers count)."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def is_number(value: Any) -> bool:
+    """A real number that is not a bool (NumPy scalars count)."""
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
+class FieldCheck:
+    """Validates the fields of a configuration object (a chapter's ``ChapterConfig``); every failure
+    raises :class:`ConfigError` naming ``Owner.field``, what was expected and the value given::
+
+        check = FieldCheck(self)
+        check.ints("epochs", "batch_size")              # int >= 1
+        check.ints("test_size", optional=True)          # int >= 1 or None
+        check.require(0 <= self.p <= 1, "p", "a probability in [0, 1]")
+    """
+
+    def __init__(self, obj: Any, owner: str | None = None) -> None:
+        self.obj = obj
+        self.owner = owner or type(obj).__name__
+
+    def fail(self, field: str, expected: str) -> NoReturn:
+        raise ConfigError(f"{self.owner}.{field} must be {expected}; got {getattr(self.obj, field)!r}")
+
+    def require(self, ok: bool, field: str, expected: str) -> None:
+        """Fail on ``field`` unless ``ok``."""
+        if not ok:
+            self.fail(field, expected)
+
+    def ints(self, *fields: str, minimum: int = 1, optional: bool = False) -> None:
+        """Each field an int >= ``minimum`` (or None with ``optional``)."""
+        for field in fields:
+            value = getattr(self.obj, field)
+            if optional and value is None:
+                continue
+            if not is_int(value) or value < minimum:
+                self.fail(field, f"an int >= {minimum}" + (" or None" if optional else ""))
+
+    def numbers(self, *fields: str, above: float = 0.0, inclusive: bool = False) -> None:
+        """Each field a number > ``above`` (>= with ``inclusive``)."""
+        for field in fields:
+            value = getattr(self.obj, field)
+            if not is_number(value) or not (value >= above if inclusive else value > above):
+                self.fail(field, f"a number {'>=' if inclusive else '>'} {above:g}")
+
+    def bools(self, *fields: str) -> None:
+        for field in fields:
+            if not isinstance(getattr(self.obj, field), bool):
+                self.fail(field, "a bool")
+
+    def one_of(self, field: str, choices: Any) -> None:
+        if getattr(self.obj, field) not in tuple(choices):
+            self.fail(field, f"one of {tuple(choices)}")
+
+
+ConfigT = TypeVar("ConfigT")
+
+
+def profile_config(cls: type[ConfigT], profile: Any, table: Mapping[str, Mapping[str, Any]],
+                   overrides: Mapping[str, Any]) -> ConfigT:
+    """``cls(profile=profile, **table[profile], **overrides)`` for a chapter's ``chapter_config``; an
+    unknown profile or an override that is not a field of ``cls`` raises :class:`ConfigError`
+    naming it (instead of a TypeError deep in the dataclass)."""
+    profile = check_profile(profile)
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+        raise ConfigError(f"{cls.__name__}: unknown field(s) {unknown} for chapter_config; known fields: {sorted(names)}")
+    return cls(profile=profile, **{**table[profile], **overrides})
 
 
 def check_profile(profile: Any) -> str:

@@ -48,12 +48,14 @@ from affectlab import data as datasets
 from affectlab import metrics
 from affectlab.augment import AugmentConfig, BatchAugment
 from affectlab.config import (
-    ConfigError,
+    FieldCheck,
     RunConfig,
     check_profile,
     config_hash,
     default_cache_dir,
     default_runs_dir,
+    is_int,
+    profile_config,
     seed_everything,
 )
 from affectlab.data.sets import FaceSet
@@ -278,41 +280,24 @@ class ChapterConfig:
 
     def __post_init__(self) -> None:
         check_profile(self.profile)
-
-        def fail(field: str, expected: str) -> None:
-            raise ConfigError(f"ChapterConfig.{field} must be {expected}; got {getattr(self, field)!r}")
-
-        def is_int(value: Any) -> bool:
-            return isinstance(value, int) and not isinstance(value, bool)
-
-        for field in ("epochs", "batch_size", "sequence_frame_step", "n_pcs", "reduce_pcs", "keep_raw_max", "umap_neighbors",
-                      "bootstrap_resamples", "n_axis_faces", "gradcam_faces_per_class", "probe_batch_size"):
-            if not is_int(getattr(self, field)) or getattr(self, field) < 1:
-                fail(field, "an int >= 1")
-        for field in ("train_per_class", "val_size", "test_size", "steps_per_epoch", "probe_subjects",
-                      "generated_kdef_identities", "batchnorm_recalibration"):
-            value = getattr(self, field)
-            if value is not None and (not is_int(value) or value < 1):
-                fail(field, "an int >= 1 or None")
-        if self.probe_subjects is not None and self.probe_subjects < 2:
-            fail("probe_subjects", "at least 2 (silhouettes need two identities) or None")
-        if self.reduce_pcs < self.n_pcs:
-            fail("reduce_pcs", f"at least n_pcs={self.n_pcs}")
+        check = FieldCheck(self, "ChapterConfig")
+        check.ints("epochs", "batch_size", "sequence_frame_step", "n_pcs", "reduce_pcs", "keep_raw_max", "umap_neighbors",
+                   "bootstrap_resamples", "n_axis_faces", "gradcam_faces_per_class", "probe_batch_size")
+        check.ints("train_per_class", "val_size", "test_size", "steps_per_epoch", "probe_subjects",
+                   "generated_kdef_identities", "batchnorm_recalibration", "faces_per_subject_expression", optional=True)
+        check.require(self.probe_subjects is None or self.probe_subjects >= 2, "probe_subjects",
+                      "at least 2 (silhouettes need two identities) or None")
+        check.require(self.reduce_pcs >= self.n_pcs, "reduce_pcs", f"at least n_pcs={self.n_pcs}")
         if self.generated_disfa is not None:
             ids, seconds, fps = self.generated_disfa
-            if not is_int(ids) or ids < 2 or not seconds > 0 or not fps > 0:
-                fail("generated_disfa", "(identities >= 2, seconds > 0, fps > 0) or None")
-        if self.batchnorm_momentum is not None and not 0 < self.batchnorm_momentum <= 1:
-            fail("batchnorm_momentum", "in (0, 1] or None")
-        if not self.lr > 0 or not self.weight_decay >= 0 or not 0 <= self.label_smoothing < 1:
-            fail("lr", "> 0 with weight_decay >= 0 and label_smoothing in [0, 1)")
-        if not 0 <= self.umap_min_dist <= 1:
-            fail("umap_min_dist", "in [0, 1]")
-        if self.faces_per_subject_expression is not None and (
-                not is_int(self.faces_per_subject_expression) or self.faces_per_subject_expression < 1):
-            fail("faces_per_subject_expression", "an int >= 1 or None")
-        if self.embedding not in ("umap", "pca"):
-            fail("embedding", "'umap' or 'pca'")
+            check.require(is_int(ids) and ids >= 2 and seconds > 0 and fps > 0, "generated_disfa",
+                          "(identities >= 2, seconds > 0, fps > 0) or None")
+        check.require(self.batchnorm_momentum is None or 0 < self.batchnorm_momentum <= 1, "batchnorm_momentum",
+                      "in (0, 1] or None")
+        check.require(self.lr > 0 and self.weight_decay >= 0 and 0 <= self.label_smoothing < 1, "lr",
+                      "> 0 with weight_decay >= 0 and label_smoothing in [0, 1)")
+        check.require(0 <= self.umap_min_dist <= 1, "umap_min_dist", "in [0, 1]")
+        check.one_of("embedding", ("umap", "pca"))
 
 
 def chapter_config(profile: str, **overrides: Any) -> ChapterConfig:
@@ -333,7 +318,6 @@ def chapter_config(profile: str, **overrides: Any) -> ChapterConfig:
     - paper: all of FER2013, 60 epochs, a 70-identity KDEF-like and a 12-identity DISFA-like set:
       for a GPU.
     """
-    profile = check_profile(profile)
     table: dict[str, dict[str, Any]] = {
         "smoke": dict(train_per_class=8, val_size=32, test_size=32, epochs=1, batch_size=16, steps_per_epoch=2,
                       batchnorm_recalibration=32,
@@ -349,9 +333,7 @@ def chapter_config(profile: str, **overrides: Any) -> ChapterConfig:
                       generated_kdef_identities=70, generated_disfa=(12, 120.0, 2.0), batch_size=32,
                       gradcam_faces_per_class=35, faces_per_subject_expression=None),
     }
-    values = table[profile]
-    values.update(overrides)
-    return ChapterConfig(profile=profile, **values)
+    return profile_config(ChapterConfig, profile, table, overrides)
 
 
 # ----------------------------------------------------------------------------------------------

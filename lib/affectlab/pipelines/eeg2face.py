@@ -50,7 +50,7 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from affectlab import metrics
-from affectlab.config import ConfigError, RunConfig, check_profile, config_hash
+from affectlab.config import ConfigError, FieldCheck, RunConfig, check_profile, config_hash, is_int, profile_config
 from affectlab.facemodel import FaceModel
 from affectlab.losses import info_nce_loss, vertex_loss
 from affectlab.models.eeg2face import (
@@ -146,32 +146,23 @@ class ChapterConfig:
 
     def __post_init__(self) -> None:
         check_profile(self.profile)
-
-        def fail(field: str, expected: str) -> None:
-            raise ConfigError(f"ChapterConfig.{field} must be {expected}; got {getattr(self, field)!r}")
-
-        for field in ("n_subjects", "frame_step", "frame_size", "stage1_epochs", "emotion_epochs",
-                      "stage2_epochs", "sweep_epochs", "batch_size", "n_bootstrap"):
-            value = getattr(self, field)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                fail(field, "an int >= 1")
-        if not isinstance(self.trials_per_emotion, int) or self.trials_per_emotion < 4 or self.trials_per_emotion % 4:
-            fail("trials_per_emotion", "a positive multiple of 4 (the 6:2 split)")
-        if not self.window_seconds * SFREQ >= 100:
-            fail("window_seconds", "at least 1.0 s (100 samples: the baselines' time kernels and pooling)")
-        if not self.trial_seconds >= max(self.segment_seconds, self.window_seconds + 1.0):
-            fail("trial_seconds", "at least one segment and one window + 1 s long")
-        if not 0.0 <= self.coupling or not all(c >= 0 for c in self.sweep_couplings):
-            fail("coupling", "a number >= 0 (and every sweep level too)")
-        unknown = [e for e in self.encoders if e not in ENCODER_NAMES]
-        if unknown or not self.encoders:
-            fail("encoders", f"a non-empty subset of {ENCODER_NAMES}")
-        if not self.temperature > 0:
-            fail("temperature", "> 0")
-        if not 0.0 <= self.drop_prob < 1.0:
-            fail("drop_prob", "in [0, 1)")
-        if isinstance(self.reposed_per_frame, bool) or self.reposed_per_frame not in range(len(EMOTIONS) + 1):
-            fail("reposed_per_frame", f"an int in [0, {len(EMOTIONS)}]")
+        check = FieldCheck(self, "ChapterConfig")
+        check.ints("n_subjects", "frame_step", "frame_size", "stage1_epochs", "emotion_epochs", "stage2_epochs",
+                   "sweep_epochs", "batch_size", "n_bootstrap")
+        check.require(is_int(self.trials_per_emotion) and self.trials_per_emotion >= 4 and self.trials_per_emotion % 4 == 0,
+                      "trials_per_emotion", "a positive multiple of 4 (the 6:2 split)")
+        check.require(self.window_seconds * SFREQ >= 100, "window_seconds",
+                      "at least 1.0 s (100 samples: the baselines' time kernels and pooling)")
+        check.require(self.trial_seconds >= max(self.segment_seconds, self.window_seconds + 1.0), "trial_seconds",
+                      "at least one segment and one window + 1 s long")
+        check.require(self.coupling >= 0 and all(c >= 0 for c in self.sweep_couplings), "coupling",
+                      "a number >= 0 (and every sweep level too)")
+        check.require(bool(self.encoders) and all(e in ENCODER_NAMES for e in self.encoders), "encoders",
+                      f"a non-empty subset of {ENCODER_NAMES}")
+        check.numbers("temperature")
+        check.require(0.0 <= self.drop_prob < 1.0, "drop_prob", "in [0, 1)")
+        check.require(is_int(self.reposed_per_frame) and 0 <= self.reposed_per_frame <= len(EMOTIONS),
+                      "reposed_per_frame", f"an int in [0, {len(EMOTIONS)}]")
 
     @property
     def window_samples(self) -> int:
@@ -189,7 +180,6 @@ def chapter_config(profile: str, **overrides: Any) -> ChapterConfig:
     - paper: the thesis's sizes (20 subjects, 20 trials per emotion, 400 / 300 epochs): for a GPU
       (every 2nd frame: ~190k windows, ~2.3 GB of float32 EEG in memory).
     """
-    profile = check_profile(profile)
     table = {
         "smoke": dict(n_subjects=1, trials_per_emotion=4, trial_seconds=8.0, window_seconds=1.0, frame_step=5,
                       segment_seconds=4.0, frame_size=48, coupling=1.0, sweep_couplings=(1.0, 0.0),
@@ -203,9 +193,8 @@ def chapter_config(profile: str, **overrides: Any) -> ChapterConfig:
                       segment_seconds=5.0, frame_size=96, coupling=1.0,
                       sweep_couplings=(2.0, 1.0, 0.5, 0.25, 0.125, 0.0), encoders=ENCODER_NAMES,
                       stage1_epochs=400, emotion_epochs=400, stage2_epochs=300, sweep_epochs=100, n_bootstrap=2000),
-    }[profile]
-    table.update(overrides)
-    return ChapterConfig(profile=profile, **table)
+    }
+    return profile_config(ChapterConfig, profile, table, overrides)
 
 
 def train_config(cfg: ChapterConfig, run: RunConfig, epochs: int, task: str) -> TrainConfig:

@@ -48,10 +48,13 @@ from affectlab import metrics, plots
 from affectlab.augment import AugmentConfig, BatchAugment
 from affectlab.config import (
     ConfigError,
+    FieldCheck,
     RunConfig,
     check_profile,
     config_hash,
     default_runs_dir,
+    is_number,
+    profile_config,
     seed_everything,
 )
 from affectlab.data.sets import EEGSet, FaceSet
@@ -280,48 +283,29 @@ class ChapterConfig:
 
     def __post_init__(self) -> None:
         check_profile(self.profile)
-
-        def fail(field: str, expected: str) -> None:
-            raise ConfigError(f"ChapterConfig.{field} must be {expected}; got {getattr(self, field)!r}")
-
-        for field in ("n_seeds", "teacher_epochs", "epochs", "embedding_points", "topomap_size", "grid",
-                      "ablation_grid", "image_size", "batch_size", "teacher_batch_size", "bootstrap_resamples",
-                      "probe_epochs", "geo_paper_epochs"):
-            value = getattr(self, field)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                fail(field, "an int >= 1")
-        for field in ("train_per_class", "val_size", "test_size", "cross_size", "steps_per_epoch",
-                      "teacher_steps_per_epoch"):
-            value = getattr(self, field)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                fail(field, "an int >= 1 or None")
-        if not 0 < self.teacher_val_fraction < 1:
-            fail("teacher_val_fraction", "in (0, 1)")
-        if not 0 < self.deap_binary_level <= 1:
-            fail("deap_binary_level", "in (0, 1]")
-        if self.kd_kind not in KD_KINDS:
-            fail("kd_kind", f"one of {KD_KINDS}")
-        if isinstance(self.noise_seeds, bool) or not isinstance(self.noise_seeds, int) or self.noise_seeds < 0:
-            fail("noise_seeds", "an int >= 0")
-        if self.head_input_scale is not None and not self.head_input_scale > 0:
-            fail("head_input_scale", "a number > 0 or None (= sqrt(256))")
-        for pair in self.dgeo_alpha_candidates:
-            if len(pair) != 2 or not all(isinstance(a, (int, float)) and a >= 0 for a in pair):
-                fail("dgeo_alpha_candidates", "a tuple of (alpha_var, alpha_mar) pairs of numbers >= 0")
-        if self.kd_source not in ("cached", "live"):
-            fail("kd_source", "'cached' or 'live'")
-        if self.vision_teacher not in ("soft", "b0"):
-            fail("vision_teacher", "'soft' or 'b0'")
-        unknown = [c for c in self.positive_classes if c not in FERPLUS_CLASSES]
-        if unknown:
-            fail("positive_classes", f"FERPlus class names {FERPLUS_CLASSES}")
-        if not self.dgeo_candidates:
-            fail("dgeo_candidates", "a non-empty tuple of DGeoParams")
-        bad = [m for m in self.embedding_methods if m not in ("tsne", "umap", "pca")]
-        if bad or not self.embedding_methods:
-            fail("embedding_methods", "a non-empty tuple of 'tsne', 'umap', 'pca'")
-        if not 0 <= self.geo_start < self.geo_end:
-            fail("geo_start", f"in [0, geo_end={self.geo_end})")
+        check = FieldCheck(self, "ChapterConfig")
+        check.ints("n_seeds", "teacher_epochs", "epochs", "embedding_points", "topomap_size", "grid", "ablation_grid",
+                   "image_size", "batch_size", "teacher_batch_size", "bootstrap_resamples", "probe_epochs",
+                   "geo_paper_epochs")
+        check.ints("train_per_class", "val_size", "test_size", "cross_size", "steps_per_epoch", "teacher_steps_per_epoch",
+                   optional=True)
+        check.require(0 < self.teacher_val_fraction < 1, "teacher_val_fraction", "in (0, 1)")
+        check.require(0 < self.deap_binary_level <= 1, "deap_binary_level", "in (0, 1]")
+        check.one_of("kd_kind", KD_KINDS)
+        check.ints("noise_seeds", minimum=0)
+        check.require(self.head_input_scale is None or self.head_input_scale > 0, "head_input_scale",
+                      "a number > 0 or None (= sqrt(256))")
+        check.require(all(len(pair) == 2 and all(is_number(a) and a >= 0 for a in pair)
+                          for pair in self.dgeo_alpha_candidates),
+                      "dgeo_alpha_candidates", "a tuple of (alpha_var, alpha_mar) pairs of numbers >= 0")
+        check.one_of("kd_source", ("cached", "live"))
+        check.one_of("vision_teacher", ("soft", "b0"))
+        check.require(all(c in FERPLUS_CLASSES for c in self.positive_classes), "positive_classes",
+                      f"FERPlus class names {FERPLUS_CLASSES}")
+        check.require(bool(self.dgeo_candidates), "dgeo_candidates", "a non-empty tuple of DGeoParams")
+        check.require(bool(self.embedding_methods) and all(m in ("tsne", "umap", "pca") for m in self.embedding_methods),
+                      "embedding_methods", "a non-empty tuple of 'tsne', 'umap', 'pca'")
+        check.require(0 <= self.geo_start < self.geo_end, "geo_start", f"in [0, geo_end={self.geo_end})")
 
     def seeds(self, first: int) -> tuple[int, ...]:
         """The seeds of the multi-seed runs: ``first, first + 1, ...`` (``n_seeds`` of them)."""
@@ -353,7 +337,6 @@ def chapter_config(profile: str, **overrides: Any) -> ChapterConfig:
       (sigma_max, m) grid then 2 (alpha_var, alpha_mar) alternatives, a separate ResNet-50 KD
       teacher on the vote distributions used live, channels-last): for a GPU.
     """
-    profile = check_profile(profile)
     two = (DGeoParams(sigma_max=0.5, margin=0.5), DGeoParams(sigma_max=0.7, margin=1.0))
     grid = tuple(DGeoParams(sigma_max=s, margin=m) for s in (0.4, 0.55, 0.7) for m in (0.5, 0.8, 1.1))
     table: dict[str, dict[str, Any]] = {
@@ -372,9 +355,7 @@ def chapter_config(profile: str, **overrides: Any) -> ChapterConfig:
                       vision_teacher_arch="resnet50", channels_last=True, kd_source="live", probe_epochs=30,
                       ablation_seeds=3),
     }
-    values = table[profile]
-    values.update(overrides)
-    return ChapterConfig(profile=profile, **values)
+    return profile_config(ChapterConfig, profile, table, overrides)
 
 
 def _train_config(cfg: ChapterConfig, seed: int, **changes: Any) -> TrainConfig:

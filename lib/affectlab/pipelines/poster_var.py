@@ -51,7 +51,7 @@ from torch import nn
 from affectlab import data as datasets
 from affectlab import metrics, plots
 from affectlab.augment import AugmentConfig, BatchAugment
-from affectlab.config import ConfigError, RunConfig, check_profile, seed_everything
+from affectlab.config import FieldCheck, RunConfig, check_profile, profile_config, seed_everything
 from affectlab.data.generate.faces import DEFAULT_INTENSITIES, generate_faces, split_by_identity
 from affectlab.data.sets import FaceSet
 from affectlab.models.ir50 import IR50Classifier
@@ -217,64 +217,30 @@ class ChapterConfig:
 
     def __post_init__(self) -> None:
         check_profile(self.profile)
-
-        def fail(field: str, expected: str) -> None:
-            raise ConfigError(f"ChapterConfig.{field} must be {expected}; got {getattr(self, field)!r}")
-
-        def is_int(value: Any) -> bool:
-            return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-        for field in ("landmark_identities", "landmark_repeats", "landmark_epochs", "epochs", "n_seeds",
-                      "n_bootstrap", "mc_samples", "timing_repeats", "distribution_images",
-                      "landmark_render_side", "landmark_batch_size", "batch_size", "calibration_bins",
-                      "timing_threads"):
-            if not is_int(getattr(self, field)) or getattr(self, field) < 1:
-                fail(field, "an int >= 1")
-        if self.landmark_identities < 3:
-            fail("landmark_identities", "an int >= 3 (train / valid / test identities)")
-        for field in ("timing_warmup", "subset_seed", "generated_seed", "trunk_epochs", "trunk_crop_padding",
-                      "crop_padding"):
-            if not is_int(getattr(self, field)) or getattr(self, field) < 0:
-                fail(field, "an int >= 0")
-        for field in ("train_size", "test_size", "trunk_train_size"):
-            value = getattr(self, field)
-            if value is not None and (not is_int(value) or value < 1):
-                fail(field, "an int >= 1 or None (all)")
-        if self.valid_size is not None and (not is_int(self.valid_size) or self.valid_size < 0):
-            fail("valid_size", "an int >= 0 (0 = no validation) or None (all)")
-        if self.steps_per_epoch is not None and (not is_int(self.steps_per_epoch) or self.steps_per_epoch < 1):
-            fail("steps_per_epoch", "an int >= 1 or None")
-        for field in ("lr", "landmark_lr", "trunk_lr", "poster_width", "poster_depth", "sam_rho"):
-            value = getattr(self, field)
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
-                fail(field, "a number > 0")
-        if not isinstance(self.freeze_trunk, bool):
-            fail("freeze_trunk", "a bool")
-        if (not isinstance(self.trunk_warmup_epochs, (int, float)) or isinstance(self.trunk_warmup_epochs, bool)
-                or not 0 <= self.trunk_warmup_epochs < max(self.trunk_epochs, 1)):
-            fail("trunk_warmup_epochs", "a number in [0, trunk_epochs)")
-        if (not isinstance(self.warmup_epochs, (int, float)) or isinstance(self.warmup_epochs, bool)
-                or not 0 <= self.warmup_epochs < self.epochs):
-            fail("warmup_epochs", "a number in [0, epochs)")
-        if not isinstance(self.table_1_per_dataset, bool):
-            fail("table_1_per_dataset", "a bool")
-        if not 0 <= self.weight_decay:
-            fail("weight_decay", "a number >= 0")
-        if not 0 < self.gamma <= 1:
-            fail("gamma", "in (0, 1]")
-        if self.optimizer not in ("adamw", "sam"):
-            fail("optimizer", "'adamw' or 'sam'")
+        check = FieldCheck(self, "ChapterConfig")
+        check.ints("landmark_identities", "landmark_repeats", "landmark_epochs", "epochs", "n_seeds", "n_bootstrap",
+                   "mc_samples", "timing_repeats", "distribution_images", "landmark_render_side",
+                   "landmark_batch_size", "batch_size", "calibration_bins", "timing_threads")
+        check.require(self.landmark_identities >= 3, "landmark_identities", "an int >= 3 (train / valid / test identities)")
+        check.ints("timing_warmup", "subset_seed", "generated_seed", "trunk_epochs", "trunk_crop_padding", "crop_padding",
+                   minimum=0)
+        check.ints("train_size", "test_size", "trunk_train_size", "steps_per_epoch", optional=True)
+        check.ints("valid_size", minimum=0, optional=True)  # 0 = no validation, None = all
+        check.numbers("lr", "landmark_lr", "trunk_lr", "poster_width", "poster_depth", "sam_rho", "gamma")
+        check.numbers("weight_decay", "warmup_epochs", "trunk_warmup_epochs", inclusive=True)
+        check.bools("freeze_trunk", "table_1_per_dataset")
+        check.require(self.trunk_warmup_epochs < max(self.trunk_epochs, 1), "trunk_warmup_epochs",
+                      "a number in [0, trunk_epochs)")
+        check.require(self.warmup_epochs < self.epochs, "warmup_epochs", "a number in [0, epochs)")
+        check.require(self.gamma <= 1, "gamma", "in (0, 1]")
+        check.one_of("optimizer", ("adamw", "sam"))
         for field in ("hflip_p", "erase_p"):
-            if not 0 <= getattr(self, field) <= 1:
-                fail(field, "a probability in [0, 1]")
-        if not 0 <= self.color_jitter < 1:
-            fail("color_jitter", "in [0, 1)")
-        unknown_classes = [c for c in self.gradcam_classes if c not in datasets.FERPLUS_CLASSES]
-        if not self.gradcam_classes or unknown_classes:
-            fail("gradcam_classes", f"a non-empty subset of {datasets.FERPLUS_CLASSES}")
-        unknown_sets = [d for d in self.extra_datasets if d not in DATASET_SPLITS or d == "ferplus"]
-        if unknown_sets:
-            fail("extra_datasets", f"a subset of {EXTRA_DATASETS}")
+            check.require(0 <= getattr(self, field) <= 1, field, "a probability in [0, 1]")
+        check.require(0 <= self.color_jitter < 1, "color_jitter", "in [0, 1)")
+        check.require(bool(self.gradcam_classes) and all(c in datasets.FERPLUS_CLASSES for c in self.gradcam_classes),
+                      "gradcam_classes", f"a non-empty subset of {datasets.FERPLUS_CLASSES}")
+        check.require(all(d in EXTRA_DATASETS for d in self.extra_datasets), "extra_datasets",
+                      f"a subset of {EXTRA_DATASETS}")
 
     def row_schedule(self, dataset: str) -> tuple[int, float]:
         """(epochs, initial lr) of the ablation rows on ``dataset``: Table 1's column for that dataset
@@ -371,7 +337,6 @@ def chapter_config(profile: str, **overrides: Any) -> ChapterConfig:
       prints 3e-5), weight decay 1e-4, gamma 0.98, 3 seeds; the trunk stand-in is pretrained for 40
       epochs on every training image: for a GPU.
     """
-    profile = check_profile(profile)
     table: dict[str, dict[str, Any]] = {
         "smoke": dict(landmark_identities=3, landmark_repeats=1, landmark_epochs=1, train_size=4, valid_size=0,
                       test_size=4, epochs=1, lr=1e-3, optimizer="adamw", n_seeds=1, poster_width=0.25,
@@ -392,11 +357,7 @@ def chapter_config(profile: str, **overrides: Any) -> ChapterConfig:
                       gradcam_classes=FER_CLASSES_FOR_GRADCAM, distribution_images=3, landmark_lr=1e-3,
                       trunk_train_size=None, trunk_epochs=40, trunk_lr=1e-3, table_1_per_dataset=True),
     }
-    values = {**table[profile], **overrides}
-    unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(ChapterConfig)})
-    if unknown:
-        raise ConfigError(f"chapter_config: unknown field(s) {unknown}")
-    return ChapterConfig(profile=profile, **values)
+    return profile_config(ChapterConfig, profile, table, overrides)
 
 
 def landmark_face_count(cfg: ChapterConfig) -> int:

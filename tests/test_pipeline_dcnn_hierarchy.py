@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -261,11 +262,11 @@ def test_face_images_of_research_datasets_are_refused():
 
 
 def fake_student_run(root, name, variant, grid=5, epochs=2, finished=True, chapter="01_neurogaze_distill",
-                     state=None):
+                     state=None, faces="main", seed=0):
     run_dir = root / name
     run_dir.mkdir(parents=True)
-    key = {"chapter": chapter, "role": "student", "variant": variant, "arch": "resnet18", "init_seed": 0,
-           "proto": None if grid is None else {"grid": grid}}
+    key = {"chapter": chapter, "role": "student", "variant": variant, "arch": "resnet18", "init_seed": seed,
+           "faces": faces, "proto": None if grid is None else {"grid": grid}}
     config = {"train": {"epochs": epochs}, "key": key,
               "train_data": {"x": {"shape": [10, 1, 48, 48]}, "resize": None, "mean": [0.5], "std": [0.25]}}
     (run_dir / "config.json").write_text(json.dumps(config))
@@ -290,6 +291,14 @@ def test_find_student_runs_and_latest_per_variant(tmp_path):
     latest = dh.latest_student_per_variant(runs)
     assert list(latest["variant"]) == ["B0", "B2"] and latest.loc[1, "grid"] == 5
     assert dh.find_student_runs(tmp_path / "absent").empty
+    # runs outside chapter 01's main comparison are newer but not chosen: the known-ground-truth probe
+    # (other training faces) and the second B0 seed
+    fake_student_run(tmp_path, "ch01-B1-s0-fff", "B1")
+    fake_student_run(tmp_path, "ch01-probe-B0-s0-ggg", "B0", grid=None, faces="probe")
+    fake_student_run(tmp_path, "ch01-probe-B2-s0-hhh", "B2", faces="probe")
+    fake_student_run(tmp_path, "ch01-B0-s1-iii", "B0", grid=None, seed=1)
+    chosen = dh.latest_student_per_variant(dh.find_student_runs(tmp_path))
+    assert [Path(d).name for d in chosen["run_dir"]] == ["ch01-B0-s0-aaa", "ch01-B1-s0-fff", "ch01-B2-s0-bbb"]
 
     net = dh.load_student(latest.iloc[0])
     x = net.prepare(torch.full((2, 1, 48, 48), 128, dtype=torch.uint8))

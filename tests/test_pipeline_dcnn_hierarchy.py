@@ -267,7 +267,7 @@ def fake_student_run(root, name, variant, grid=5, epochs=2, finished=True, chapt
     run_dir.mkdir(parents=True)
     key = {"chapter": chapter, "role": "student", "variant": variant, "arch": "resnet18", "init_seed": seed,
            "faces": faces, "proto": None if grid is None else {"grid": grid}}
-    config = {"train": {"epochs": epochs}, "key": key,
+    config = {"train": {"epochs": epochs}, "key": key, "config_hash": name.rsplit("-", 1)[-1],
               "train_data": {"x": {"shape": [10, 1, 48, 48]}, "resize": None, "mean": [0.5], "std": [0.25]}}
     (run_dir / "config.json").write_text(json.dumps(config))
     rows = epochs if finished else epochs - 1
@@ -299,6 +299,15 @@ def test_find_student_runs_and_latest_per_variant(tmp_path):
     fake_student_run(tmp_path, "ch01-B0-s1-iii", "B0", grid=None, seed=1)
     chosen = dh.latest_student_per_variant(dh.find_student_runs(tmp_path))
     assert [Path(d).name for d in chosen["run_dir"]] == ["ch01-B0-s0-aaa", "ch01-B1-s0-fff", "ch01-B2-s0-bbb"]
+    # of two B3 D-Geo candidates the newest is not always chapter 01's choice: its artifacts say which
+    fake_student_run(tmp_path, "ch01-B3-s0-jjj", "B3")
+    fake_student_run(tmp_path, "ch01-B3-s0-kkk", "B3")
+    (tmp_path / "ch01-artifacts-x").mkdir()
+    (tmp_path / "ch01-artifacts-x" / "ablation_fingerprint.json").write_text(json.dumps(
+        {"runs": {"B0-s0": "aaa", "B1-s0": "fff", "B2-s0": "bbb", "B3-s0": "jjj"}}))
+    chosen = dh.latest_student_per_variant(dh.find_student_runs(tmp_path))
+    assert [Path(d).name for d in chosen["run_dir"]] == ["ch01-B0-s0-aaa", "ch01-B1-s0-fff", "ch01-B2-s0-bbb",
+                                                         "ch01-B3-s0-jjj"]
 
     net = dh.load_student(latest.iloc[0])
     x = net.prepare(torch.full((2, 1, 48, 48), 128, dtype=torch.uint8))

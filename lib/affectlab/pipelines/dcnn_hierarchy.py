@@ -1743,9 +1743,17 @@ def find_student_runs(runs_dir: str | os.PathLike | None = None) -> pd.DataFrame
     A run directory written by :func:`affectlab.train.fit` counts when its ``config.json`` key says
     chapter ``01_neurogaze_distill`` and role ``student``, its ``history.csv`` has every epoch and
     ``best.pt`` exists. Columns: variant, seed, arch, grid (prototype bank size, None without
-    Proto-KD), input side, mean, std, epochs, run_dir, best_path, modified (newest first).
+    Proto-KD), input side, mean, std, epochs, run_dir, best_path, modified (newest first), and
+    ``in ch01 table``: the run is one of the main-table students that a chapter 01 run listed in its
+    artifacts (``ch01-artifacts-*/ablation_fingerprint.json``, "runs").
     """
     root = Path(runs_dir) if runs_dir is not None else default_runs_dir()
+    listed: set[str] = set()
+    for fingerprint in root.glob("ch01-artifacts-*/ablation_fingerprint.json"):
+        try:
+            listed.update(str(h) for h in (json.loads(fingerprint.read_text()).get("runs") or {}).values())
+        except (OSError, json.JSONDecodeError, AttributeError):
+            continue
     rows = []
     for config_path in sorted(root.glob("*/config.json")):
         try:
@@ -1768,22 +1776,27 @@ def find_student_runs(runs_dir: str | os.PathLike | None = None) -> pd.DataFrame
             "input side": int(resize[0]) if resize else int(shape[-1]),
             "mean": float((data.get("mean") or [0.0])[0]), "std": float((data.get("std") or [1.0])[0]),
             "epochs": epochs, "run_dir": str(run_dir), "best_path": str(best), "modified": best.stat().st_mtime,
+            "in ch01 table": config.get("config_hash") in listed,
         })
     columns = ["variant", "seed", "arch", "grid", "faces", "input side", "mean", "std", "epochs", "run_dir",
-               "best_path", "modified"]
+               "best_path", "modified", "in ch01 table"]
     return pd.DataFrame(rows, columns=columns).sort_values("modified", ascending=False, ignore_index=True)
 
 
 def latest_student_per_variant(runs: pd.DataFrame) -> pd.DataFrame:
     """The newest finished run of each variant of chapter 01's main comparison, variants in its order.
 
-    Chapter 01 also trains students outside that comparison, so only runs that share its training
-    faces, seed and prototype bank are kept: the faces fingerprint and the seed that the most
-    variants share (the known-ground-truth probe trains B0 / B2 on generated faces; a second B0 seed
-    measures run-to-run spread) and the most common grid (grid-ablation runs are left out).
+    Chapter 01 also trains students outside that comparison (the known-ground-truth probe trains
+    B0 / B2 on generated faces, a second B0 seed measures run-to-run spread, two B3 D-Geo candidates
+    compete, a 7x7 bank is an ablation). When chapter 01's artifacts list its main-table runs
+    (``in ch01 table``), only those are kept. Otherwise (runs from before the artifacts existed)
+    the runs that share the training faces and the seed most variants share and the most common
+    grid are kept.
     """
     if runs.empty:
         return runs
+    if "in ch01 table" in runs and runs["in ch01 table"].any():
+        runs = runs[runs["in ch01 table"]]
     for column in ("faces", "seed"):
         shared = runs.groupby(column, dropna=False)["variant"].nunique()
         if len(shared) > 1:

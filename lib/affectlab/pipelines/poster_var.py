@@ -329,8 +329,9 @@ def chapter_config(profile: str, **overrides: Any) -> ChapterConfig:
       with Table 1's augmentation left POSTER-Var answering "neutral" for every face; lr 5e-4 +
       warm-up for 90 steps with Table 1's augmentation gave 35.9% (rows 35.7-38.0%, none above
       the majority rate); lr 1e-3 with a one-epoch warm-up 34.9%; the light augmentation 40.4%
-      (rows 39.3-40.4%, all above the majority rate). A fresh quick run took 17.2 min (landmark
-      branch 1.2 min, trunk 5.6 min, rows with inference timing 9.6 min).
+      (rows 39.3-40.4%, all above the majority rate). A fresh quick run took 17.2 min alone and
+      18.7 min in a one-command ``make book`` (landmark branch 1-1.2 min, trunk 5.6-6.2 min, rows
+      with inference timing 8.5-10.6 min).
       RAF-DB and AffectNet are left out of quick (each would add the four rows again).
     - paper: Table 1 (FER+) and the issue: the paper-size network, all images, 200 epochs, batch 48,
       AdamW + SAM (rho 0.05), lr 3.5e-6 (the issue's and the public code's FERPlus value; Table 1

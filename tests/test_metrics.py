@@ -10,6 +10,7 @@ import pytest
 from sklearn import metrics as skm
 
 from affectlab import metrics as M
+from affectlab import stats as S
 
 
 def _random_case(seed: int, n: int = 120, k: int = 6, drop: tuple[int, ...] = ()):
@@ -134,14 +135,14 @@ def test_present_only_with_scores_takes_argmax_over_present_classes():
 
 def test_bootstrap_all_correct_is_degenerate():
     y = np.array([0, 1, 2, 0, 1, 2, 2])
-    assert M.bootstrap_ci(M.accuracy, y, y, n_resamples=200) == (1.0, 1.0, 1.0)
+    assert S.bootstrap_ci(M.accuracy, y, y, n_resamples=200) == (1.0, 1.0, 1.0)
 
 
 def test_bootstrap_contains_point_and_is_reproducible():
     y_true, y_pred, _ = _random_case(9, n=150)
-    a = M.bootstrap_ci(M.macro_f1, y_true, y_pred, n_resamples=300, seed=3)
-    b = M.bootstrap_ci(M.macro_f1, y_true, y_pred, n_resamples=300, seed=3)
-    c = M.bootstrap_ci(M.macro_f1, y_true, y_pred, n_resamples=300, seed=4)
+    a = S.bootstrap_ci(M.macro_f1, y_true, y_pred, n_resamples=300, seed=3)
+    b = S.bootstrap_ci(M.macro_f1, y_true, y_pred, n_resamples=300, seed=3)
+    c = S.bootstrap_ci(M.macro_f1, y_true, y_pred, n_resamples=300, seed=4)
     assert a == b
     assert a != c
     point, low, high = a
@@ -158,10 +159,10 @@ def test_stratified_bootstrap_keeps_class_counts():
         seen.append(int(np.sum(t == 0)))
         return float(np.mean(t == p))
 
-    M.bootstrap_ci(count_class0, y_true, y_true, n_resamples=50, stratified=True)
+    S.bootstrap_ci(count_class0, y_true, y_true, n_resamples=50, stratified=True)
     assert set(seen) == {5}
     seen.clear()
-    M.bootstrap_ci(count_class0, y_true, y_true, n_resamples=50, stratified=False)
+    S.bootstrap_ci(count_class0, y_true, y_true, n_resamples=50, stratified=False)
     assert len(set(seen)) > 1
 
 
@@ -176,33 +177,33 @@ def test_cluster_bootstrap_moves_whole_clusters_and_widens_the_interval():
         sizes.append(len(t))
         return float(np.mean(t == p))
 
-    point, low, high = M.bootstrap_ci(accuracy_and_record, y_true, y_pred, n_resamples=400, seed=0,
+    point, low, high = S.bootstrap_ci(accuracy_and_record, y_true, y_pred, n_resamples=400, seed=0,
                                       clusters=clusters)
     assert point == pytest.approx(0.6)
     # resampled accuracies are multiples of 1/10 (whole clusters), not of 1/200
     assert set(sizes[1:]) == {200}
-    naive = M.bootstrap_ci(M.accuracy, y_true, y_pred, n_resamples=400, seed=0, stratified=False)
+    naive = S.bootstrap_ci(M.accuracy, y_true, y_pred, n_resamples=400, seed=0, stratified=False)
     assert (high - low) > 2 * (naive[2] - naive[1])
     with pytest.raises(ValueError, match="clusters"):
-        M.bootstrap_ci(M.accuracy, y_true, y_pred, clusters=clusters[:10])
+        S.bootstrap_ci(M.accuracy, y_true, y_pred, clusters=clusters[:10])
     with pytest.raises(ValueError, match="clusters"):
-        M.bootstrap_ci(M.accuracy, y_true, y_pred, clusters=np.zeros(200))
+        S.bootstrap_ci(M.accuracy, y_true, y_pred, clusters=np.zeros(200))
 
 
 def test_bootstrap_accepts_score_matrices():
     y_true, _, probs = _random_case(10, n=100)
-    point, low, high = M.bootstrap_ci(M.macro_auroc, y_true, probs, n_resamples=100)
+    point, low, high = S.bootstrap_ci(M.macro_auroc, y_true, probs, n_resamples=100)
     assert low <= point <= high
 
 
 def test_mean_ci_over_seeds():
-    out = M.mean_ci_over_seeds([0.80, 0.82, 0.84])
+    out = S.mean_ci_over_seeds([0.80, 0.82, 0.84])
     half = 4.302652729911275 * 0.02 / math.sqrt(3)  # t_{0.975, 2} * s / sqrt(n)
     assert out.mean == pytest.approx(0.82)
     assert out.low == pytest.approx(0.82 - half)
     assert out.high == pytest.approx(0.82 + half)
     assert out.n == 3
-    single = M.mean_ci_over_seeds([0.7])
+    single = S.mean_ci_over_seeds([0.7])
     assert single.mean == 0.7 and math.isnan(single.low) and math.isnan(single.high)
     assert "no confidence interval" in single.note
 

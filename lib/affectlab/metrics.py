@@ -7,9 +7,7 @@ Classification follows NeuroGaze-Distill (paper 000) App. A.1 and Sec. 5.1:
 
 - ``Acc = sum_c TP_c / sum_c n_c``; ``Macro-F1 = mean_c F1_c``; ``bACC = mean_c TPR_c`` [Brodersen
   et al. 2010]; Macro-AUROC = mean of one-vs-rest AUROCs.
-- 95% intervals by stratified bootstrap over samples, 1,000 resamples, fixed seed, 2.5 / 97.5
-  percentiles [Efron & Tibshirani 1994]: :func:`bootstrap_ci`.
-- Mean over seeds with a t interval: :func:`mean_ci_over_seeds`.
+- Intervals (bootstrap, paired differences, seeds) live in :mod:`affectlab.stats`.
 - Present-only metrics for label-set mismatch across datasets: :func:`present_only_metrics`.
 
 Regression: Lin's concordance correlation coefficient :func:`ccc` (teacher V/A, paper 000 Fig. 7).
@@ -23,7 +21,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from scipy import stats
@@ -39,9 +37,6 @@ __all__ = [
     "confusion_matrix",
     "per_class_precision_recall",
     "present_only_metrics",
-    "bootstrap_ci",
-    "MeanCI",
-    "mean_ci_over_seeds",
     "ccc",
     "reliability_curve",
     "expected_calibration_error",
@@ -332,103 +327,6 @@ def present_only_metrics(
 # ----------------------------------------------------------------------------------------------
 # confidence intervals
 # ----------------------------------------------------------------------------------------------
-
-
-def bootstrap_ci(
-    metric_fn: Callable[[np.ndarray, np.ndarray], float],
-    y_true: ArrayLike,
-    y_pred: ArrayLike,
-    n_resamples: int = 1000,
-    seed: int = 0,
-    stratified: bool = True,
-    alpha: float = 0.05,
-    clusters: ArrayLike | None = None,
-) -> tuple[float, float, float]:
-    """Percentile bootstrap interval of ``metric_fn(y_true, y_pred)`` (paper 000 App. A.1).
-
-    ``clusters`` (N,), e.g. subject or trial ids, switches to the cluster bootstrap: each resample
-    draws whole clusters with replacement (as many as there are), so rows that are not independent
-    (windows of one trial, faces of one subject) move together and the interval is not too narrow.
-    It cannot be combined with ``stratified=True``'s per-class draw; the cluster draw replaces it.
-
-    Stratified: each resample draws, with replacement, ``n_c`` rows from the rows of each true
-    class ``c``, so class proportions stay fixed. ``y_pred`` may be labels (N,) or scores (N, K)
-    (e.g. for :func:`macro_auroc`); rows are resampled together. Resamples where the metric is
-    NaN are dropped (with a warning). Returns ``(point, low, high)`` with ``low``/``high`` the
-    ``alpha/2`` and ``1 - alpha/2`` percentiles (2.5 / 97.5 for the default).
-    """
-    t = _labels_1d(y_true, "y_true")
-    p = _as_numpy(y_pred, "y_pred")
-    if len(p) != len(t) or len(t) == 0:
-        raise ValueError(
-            f"y_true ({len(t)} rows) and y_pred ({len(p)} rows) must be non-empty and match"
-        )
-    if isinstance(n_resamples, bool) or not isinstance(n_resamples, int) or n_resamples < 1:
-        raise ValueError(f"parameter n_resamples must be a positive int; got {n_resamples!r}")
-    if not 0 < alpha < 1:
-        raise ValueError(f"parameter alpha must be in (0, 1); got {alpha!r}")
-    point = float(metric_fn(t, p))
-    rng = np.random.default_rng(seed)
-    if clusters is not None:
-        c = _labels_1d(clusters, "clusters")
-        if len(c) != len(t):
-            raise ValueError(f"parameter clusters has {len(c)} rows; y_true has {len(t)}")
-        members = [np.flatnonzero(c == k) for k in np.unique(c)]
-        if len(members) < 2:
-            raise ValueError("parameter clusters: the cluster bootstrap needs at least 2 clusters")
-        groups = None
-    elif stratified:
-        groups = [np.flatnonzero(t == c) for c in np.unique(t)]
-    else:
-        groups = [np.arange(len(t))]
-    values = np.empty(n_resamples)
-    for r in range(n_resamples):
-        if groups is None:
-            idx = np.concatenate([members[k] for k in rng.integers(0, len(members), size=len(members))])
-        else:
-            idx = np.concatenate([g[rng.integers(0, len(g), size=len(g))] for g in groups])
-        values[r] = metric_fn(t[idx], p[idx])
-    finite = np.isfinite(values)
-    if not finite.all():
-        warnings.warn(
-            f"bootstrap_ci: the metric was undefined in {int((~finite).sum())} of {n_resamples} "
-            "resamples; they are dropped",
-            UserWarning,
-            stacklevel=2,
-        )
-    if not finite.any():
-        return point, float("nan"), float("nan")
-    low, high = np.percentile(values[finite], [100 * alpha / 2, 100 * (1 - alpha / 2)])
-    return point, float(low), float(high)
-
-
-class MeanCI(NamedTuple):
-    """Mean over runs with its t-based interval; ``note`` says when no interval exists."""
-
-    mean: float
-    low: float
-    high: float
-    n: int
-    note: str
-
-
-def mean_ci_over_seeds(values: ArrayLike, confidence: float = 0.95) -> MeanCI:
-    """Mean of per-seed results and the t interval ``mean +- t_{n-1} * s / sqrt(n)`` (paper 000
-    Sec. 5.1: "mean over 3 seeds").
-
-    With a single value the interval is undefined: ``low`` and ``high`` are NaN and ``note`` says so.
-    """
-    v = _as_numpy(values, "values").astype(np.float64).ravel()
-    if len(v) == 0 or not np.all(np.isfinite(v)):
-        raise ValueError(f"parameter values must be a non-empty list of finite numbers; got {values!r}")
-    if not 0 < confidence < 1:
-        raise ValueError(f"parameter confidence must be in (0, 1); got {confidence!r}")
-    mean = float(v.mean())
-    n = len(v)
-    if n == 1:
-        return MeanCI(mean, float("nan"), float("nan"), 1, "one seed: no confidence interval")
-    half = float(stats.t.ppf(0.5 + confidence / 2, df=n - 1) * v.std(ddof=1) / math.sqrt(n))
-    return MeanCI(mean, mean - half, mean + half, n, f"t interval over {n} seeds, {confidence:.0%}")
 
 
 # ----------------------------------------------------------------------------------------------

@@ -45,6 +45,7 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from affectlab import data as datasets
+from affectlab import stats
 from affectlab import metrics
 from affectlab.augment import AugmentConfig, BatchAugment
 from affectlab.config import (
@@ -698,7 +699,7 @@ def accuracy_table(nets: Mapping[str, ProbedNetwork], fer: FERData, cfg: Chapter
         test, split = table1_test_set(net, fer)
         _, pred = table1_predictions(net, fer)
         y = test.labels.numpy()
-        point, low, high = metrics.bootstrap_ci(metrics.accuracy, y, pred, n_resamples=cfg.bootstrap_resamples,
+        point, low, high = stats.bootstrap_ci(metrics.accuracy, y, pred, n_resamples=cfg.bootstrap_resamples,
                                                 seed=run.seed)
         counts = np.bincount(y, minlength=len(net.class_names))
         variant = "NN1" if tuple(net.class_names) == NN1_CLASSES else "NN2"
@@ -759,7 +760,7 @@ def learning_verdicts(nets: Mapping[str, ProbedNetwork], fer: FERData, cfg: Chap
                        (base_name, base_pred)]
         ok = True
         for label, other in comparisons:
-            point, low, high = metrics.bootstrap_ci(_accuracy_difference, y, np.stack([pred, other], 1),
+            point, low, high = stats.bootstrap_ci(_accuracy_difference, y, np.stack([pred, other], 1),
                                                     n_resamples=cfg.bootstrap_resamples, seed=run.seed)
             above = low > 0
             ok &= above

@@ -49,6 +49,7 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 from torch import nn
 
+from affectlab import stats
 from affectlab import metrics
 from affectlab.config import ConfigError, FieldCheck, RunConfig, check_profile, config_hash, is_int, profile_config
 from affectlab.facemodel import FaceModel
@@ -831,12 +832,12 @@ def _mean_of_values(_: np.ndarray, values: np.ndarray) -> float:
 def summarise_errors(per_segment: pd.DataFrame, n_bootstrap: int, seed: int) -> dict[str, float]:
     """Mean over test segments of each metric and its 95 % percentile-bootstrap CI. The segments of
     one trial share its background EEG and its face trajectory, so whole test TRIALS are resampled
-    (cluster bootstrap, :func:`affectlab.metrics.bootstrap_ci` with ``clusters``). Keys ``LVE``,
+    (cluster bootstrap, :func:`affectlab.stats.bootstrap_ci` with ``clusters``). Keys ``LVE``,
     ``LVE_low``, ``LVE_high``, ... (mm), ``segments`` and ``trials``."""
     out: dict[str, float] = {"segments": float(len(per_segment)), "trials": float(per_segment["trial"].nunique())}
     labels = per_segment["emotion"].to_numpy()
     for name in METRIC_NAMES:
-        point, low, high = metrics.bootstrap_ci(_mean_of_values, labels, per_segment[name].to_numpy(),
+        point, low, high = stats.bootstrap_ci(_mean_of_values, labels, per_segment[name].to_numpy(),
                                                 n_resamples=n_bootstrap, seed=seed, stratified=False,
                                                 clusters=per_segment["trial"].to_numpy())
         out.update({name: point, f"{name}_low": low, f"{name}_high": high})
@@ -852,7 +853,7 @@ def difference_ci(a: pd.DataFrame, b: pd.DataFrame, metric: str, n_bootstrap: in
     if len(merged) != len(a) or len(merged) != len(b):
         raise ValueError(f"difference_ci: the two tables must hold the same segments ({len(a)} vs {len(b)} rows)")
     diff = (merged[f"{metric}_a"] - merged[f"{metric}_b"]).to_numpy()
-    point, low, high = metrics.bootstrap_ci(_mean_of_values, merged["emotion"].to_numpy(), diff,
+    point, low, high = stats.bootstrap_ci(_mean_of_values, merged["emotion"].to_numpy(), diff,
                                             n_resamples=n_bootstrap, seed=seed, stratified=False,
                                             clusters=merged["trial"].to_numpy())
     return {"diff": point, "low": low, "high": high, "relative": point / float(merged[f"{metric}_b"].mean())}
@@ -923,7 +924,7 @@ def emotion_accuracy(logits: torch.Tensor, labels: torch.Tensor, n_bootstrap: in
     y = labels.numpy()
     pred = logits.argmax(1).numpy()
     clusters = None if trials is None else trials.numpy()
-    point, low, high = metrics.bootstrap_ci(metrics.accuracy, y, pred, n_resamples=n_bootstrap, seed=seed,
+    point, low, high = stats.bootstrap_ci(metrics.accuracy, y, pred, n_resamples=n_bootstrap, seed=seed,
                                             stratified=clusters is None, clusters=clusters)
     majority = float(np.bincount(y, minlength=len(EMOTIONS)).max() / len(y))
     out = {"accuracy": point, "accuracy_low": low, "accuracy_high": high, "chance": 1.0 / len(EMOTIONS),
@@ -932,7 +933,7 @@ def emotion_accuracy(logits: torch.Tensor, labels: torch.Tensor, n_bootstrap: in
         ids = np.unique(clusters)
         votes = np.array([np.bincount(pred[clusters == t], minlength=len(EMOTIONS)).argmax() for t in ids])
         truth = np.array([y[clusters == t][0] for t in ids])
-        t_point, t_low, t_high = metrics.bootstrap_ci(metrics.accuracy, truth, votes, n_resamples=n_bootstrap,
+        t_point, t_low, t_high = stats.bootstrap_ci(metrics.accuracy, truth, votes, n_resamples=n_bootstrap,
                                                       seed=seed, stratified=False)
         out.update({"trial_accuracy": t_point, "trial_accuracy_low": t_low, "trial_accuracy_high": t_high,
                     "trials": float(len(ids))})

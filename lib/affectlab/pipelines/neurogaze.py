@@ -44,6 +44,7 @@ import torch
 from matplotlib.figure import Figure
 
 from affectlab import data as datasets
+from affectlab import stats
 from affectlab import metrics, plots
 from affectlab.augment import AugmentConfig, BatchAugment
 from affectlab.config import (
@@ -639,10 +640,10 @@ def train_eeg_teacher(data: TeacherData, cfg: ChapterConfig, run: RunConfig) -> 
 
 def _bootstrap_rows(fn: Callable[[np.ndarray], float], n: int, resamples: int, seed: int,
                     clusters: np.ndarray | None = None) -> tuple[float, float, float]:
-    """Percentile bootstrap of a statistic of row indices (via :func:`metrics.bootstrap_ci`):
+    """Percentile bootstrap of a statistic of row indices (via :func:`stats.bootstrap_ci`):
     rows resampled independently, or whole ``clusters`` (e.g. subjects) when given."""
     rows = np.arange(n)
-    return metrics.bootstrap_ci(lambda idx, _: fn(idx), rows, rows, n_resamples=resamples, seed=seed,
+    return stats.bootstrap_ci(lambda idx, _: fn(idx), rows, rows, n_resamples=resamples, seed=seed,
                                 stratified=False, clusters=clusters)
 
 
@@ -1249,7 +1250,7 @@ def _seed_mean_with_ci(true: np.ndarray, per_seed_scores: Sequence[np.ndarray], 
         def mean_over_seeds(t: np.ndarray, p: np.ndarray, key: str = key) -> float:
             return float(np.mean([scorer(t, p[:, s * k:(s + 1) * k], key) for s in range(len(scores))]))
 
-        point, low, high = metrics.bootstrap_ci(mean_over_seeds, true, flat, n_resamples=resamples, seed=seed)
+        point, low, high = stats.bootstrap_ci(mean_over_seeds, true, flat, n_resamples=resamples, seed=seed)
         out[key] = {"mean": point, "low": low, "high": high, "per_seed": [scorer(true, s, key) for s in scores]}
     return out
 

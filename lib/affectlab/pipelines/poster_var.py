@@ -49,6 +49,7 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from affectlab import data as datasets
+from affectlab import stats
 from affectlab import metrics, plots
 from affectlab.augment import AugmentConfig, BatchAugment
 from affectlab.config import FieldCheck, RunConfig, check_profile, profile_config, seed_everything
@@ -516,7 +517,7 @@ class LandmarkBranch:
         rows = []
         reference = float(np.mean(self.nme["mean training shape"]))
         for name, values in self.nme.items():
-            point, low, high = metrics.bootstrap_ci(lambda _t, v: float(np.mean(v)), np.zeros(len(values), int),
+            point, low, high = stats.bootstrap_ci(lambda _t, v: float(np.mean(v)), np.zeros(len(values), int),
                                                     values, n_resamples=n_bootstrap, seed=seed, stratified=False)
             rows.append({"predictor": name, "test faces": len(values), "NME (%)": 100 * point,
                          "95% CI (bootstrap)": f"[{100 * low:.2f}, {100 * high:.2f}]",
@@ -740,7 +741,7 @@ class ImageTrunk:
 
     def table(self, n_bootstrap: int = 1000, seed: int = 0) -> pd.DataFrame:
         """Test accuracy (%) of the trunk's own pooled linear classifier, with a bootstrap 95% CI."""
-        point, low, high = metrics.bootstrap_ci(_accuracy_percent, self.test_labels, self.test_predicted,
+        point, low, high = stats.bootstrap_ci(_accuracy_percent, self.test_labels, self.test_predicted,
                                                 n_resamples=n_bootstrap, seed=seed)
         return pd.DataFrame([{"model": "IR-50 trunk + pooled linear classifier (pretraining task)",
                               "training images": self.train_images, "epochs": len(self.fit.history),
@@ -1103,11 +1104,11 @@ def accuracy_summary(result: AblationResult, dataset: str, row: str) -> dict[str
         raise KeyError(f"no runs for dataset={dataset!r}, row={row!r}")
     values = [100 * r.accuracy for r in runs]
     if len(runs) == 1:
-        point, low, high = metrics.bootstrap_ci(_accuracy_percent, runs[0].labels.numpy(), runs[0].predicted,
+        point, low, high = stats.bootstrap_ci(_accuracy_percent, runs[0].labels.numpy(), runs[0].predicted,
                                                 n_resamples=result.cfg.n_bootstrap, seed=runs[0].seed)
         kind = f"bootstrap over {len(runs[0].labels)} test images"
     else:
-        summary = metrics.mean_ci_over_seeds(values)
+        summary = stats.mean_ci_over_seeds(values)
         point, low, high = summary.mean, summary.low, summary.high
         kind = f"t interval over {len(runs)} seeds"
     samples = np.concatenate([r.inference_samples_ms for r in runs if r.inference_samples_ms is not None] or [[np.nan]])
@@ -1176,7 +1177,7 @@ def per_seed_frame(result: AblationResult) -> pd.DataFrame:
     """Every run: dataset, row, seed, test accuracy (%) with its bootstrap CI, epochs, loaded or trained."""
     records = []
     for r in result.runs:
-        point, low, high = metrics.bootstrap_ci(_accuracy_percent, r.labels.numpy(), r.predicted,
+        point, low, high = stats.bootstrap_ci(_accuracy_percent, r.labels.numpy(), r.predicted,
                                                 n_resamples=result.cfg.n_bootstrap, seed=r.seed)
         records.append({"dataset": result.data[r.dataset].display_name, "model": ROW_LABELS.get(r.row, r.row),
                         "seed": r.seed, "accuracy (%)": round(point, 2), "95% CI (bootstrap)": _ci_text(low, high),
@@ -1207,7 +1208,7 @@ def ablation_differences(result: AblationResult, reference: str = "full") -> pd.
                 def difference(t: np.ndarray, p: np.ndarray) -> float:
                     return 100.0 * (np.mean(p[:, 0] == t) - np.mean(p[:, 1] == t))
 
-                point, low, high = metrics.bootstrap_ci(difference, ref.labels.numpy(), paired,
+                point, low, high = stats.bootstrap_ci(difference, ref.labels.numpy(), paired,
                                                         n_resamples=result.cfg.n_bootstrap, seed=seed)
                 column = paper_column(dataset, len(result.data[dataset].class_names))
                 paper = (PAPER_TABLE_3[reference][column] - PAPER_TABLE_3[row][column]) if column else float("nan")
@@ -1633,7 +1634,7 @@ class CalibrationResult:
                 def difference(t: np.ndarray, p: np.ndarray, score=score) -> float:
                     return float(score(p[:, :n_classes], t) - score(p[:, n_classes:], t))
 
-                point, low, high = metrics.bootstrap_ci(difference, self.labels, paired, n_resamples=n_bootstrap,
+                point, low, high = stats.bootstrap_ci(difference, self.labels, paired, n_resamples=n_bootstrap,
                                                         seed=seed)
                 record[f"{name} a - b"] = round(point, 4)
                 record[f"{name} 95% CI (paired bootstrap)"] = _ci_text(low, high, digits=4)
@@ -1702,7 +1703,7 @@ def sigma_summary(result: AblationResult, dataset: str = "ferplus", seed: int | 
         top = sigma[torch.arange(len(sigma)), torch.as_tensor(r.predicted)].numpy().astype(np.float64)
         wrong = (r.predicted != r.labels.numpy()).astype(int)
         if 0 < wrong.sum() < len(wrong):
-            point, low, high = metrics.bootstrap_ci(lambda t, p: float(roc_auc_score(t, p)), wrong, top,
+            point, low, high = stats.bootstrap_ci(lambda t, p: float(roc_auc_score(t, p)), wrong, top,
                                                     n_resamples=result.cfg.n_bootstrap, seed=r.seed)
         else:
             point = low = high = float("nan")
@@ -1809,7 +1810,7 @@ def findings(result: AblationResult, calibration: CalibrationResult, dataset: st
     splits = result.data[dataset]
     _, majority = majority_class(result, dataset)
     if trunk is not None:
-        point, low, high = metrics.bootstrap_ci(_accuracy_percent, trunk.test_labels, trunk.test_predicted,
+        point, low, high = stats.bootstrap_ci(_accuracy_percent, trunk.test_labels, trunk.test_predicted,
                                                 n_resamples=result.cfg.n_bootstrap, seed=0)
         verdict = ("above" if low > majority else "below" if high < majority else "not distinguishable from")
         out.append(f"The pretrained IR-50 trunk alone (pooled linear classifier) reaches {point:.1f}% "

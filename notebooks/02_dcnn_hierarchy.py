@@ -48,18 +48,19 @@ DEVICE = "auto"
 # %%
 import time
 
-import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
 from affectlab import plots
+from affectlab.chapters import hierarchy as dh
 from affectlab.config import resolve_run
 from affectlab.data import FERPLUS_CLASSES
-from affectlab.pipelines import dcnn_hierarchy as dh
+from affectlab.reporting import ResultsRecorder
 
 started = time.perf_counter()
 run = resolve_run(PROFILE, DATA_ROOT or None, SEED, DEVICE)
 cfg = dh.chapter_config(run.profile)
+results = ResultsRecorder(dh.CHAPTER, profile=run.profile, seed=run.seed, data=run.data_label)
 pd.set_option("display.precision", 3)
 display(Markdown(f"This run: profile **{run.profile}**, seed {run.seed}, device `{run.device}`, "
                  f"data: **{run.data_label}**. Scatter-plot embedding: **{cfg.embedding.upper()}**."))
@@ -87,14 +88,9 @@ fer.counts_table()
 # mini-Xception weights. The paper gives no optimiser or schedule; ours is in the deviations table.
 
 # %%
-display(Markdown(
-    f"Training here: NN1 {dh.training_steps(cfg, len(fer.train['NN1']))} and NN2 "
-    f"{dh.training_steps(cfg, len(fer.train['NN2']))} optimiser steps of {cfg.batch_size} faces "
-    f"({'Adam' if cfg.weight_decay == 0 else 'AdamW'}, lr {cfg.lr:g}, cosine schedule), drawn from "
-    f"{len(fer.train['NN1']):,} and {len(fer.train['NN2']):,} training faces, best of {cfg.epochs} validations."))
+display(Markdown(dh.training_summary(cfg, fer)))
 nets, notes = dh.build_networks(fer, cfg, run)
-pd.DataFrame({"network": list(nets), "what it is": [n.description for n in nets.values()],
-              "run": [notes[n] for n in nets]}).set_index("network")
+dh.network_table(nets, notes)
 
 # %%
 curves = {name: net.fit.history for name, net in nets.items() if net.fit is not None}
@@ -130,47 +126,7 @@ table1
 verdicts = dh.learning_verdicts(nets, fer, cfg, run)
 learned = verdicts.attrs["learned"]
 display(verdicts)
-
-
-def _acc(name: str) -> str:
-    row = table1.loc[name]
-    return f"{row['accuracy here (%)']:.1f} % [{row['95% CI low']:.1f}, {row['95% CI high']:.1f}]"
-
-
-def _diff(name: str, i: int) -> str:
-    row = verdicts.loc[name].iloc[i]
-    return f"{row['accuracy difference (pp)']:+.1f} pp [{row['95% CI low']:+.1f}, {row['95% CI high']:+.1f}]"
-
-
-PAPER_COLUMN = "paper's accuracy (%)"
-lines = []
-for name in [n for n in ("NN1", "NN2") if n in learned]:
-    row = table1.loc[name]
-    lines.append(
-        f"- **{name}** scores {_acc(name)} on {row['test faces']} faces (paper: {row[PAPER_COLUMN]} %); "
-        f"the majority class ({row['majority class']}) gives {row['majority class (%)']:.1f} %, uniform chance "
-        f"{row['chance, uniform (%)']:.1f} %. Against the majority class: {_diff(name, 0)}; against "
-        f"{verdicts.loc[name].index[1]}: {_diff(name, 1)}. "
-        + ("It **learned**: both intervals lie above zero." if learned[name] else
-           f"It does **not** beat {' or '.join(verdicts.loc[name].index[(verdicts.loc[name]['above it'] != 'yes').to_numpy()])} "
-           "(interval not above zero): every later result for it describes an untrained-equivalent network."))
-if "NN3" in table1.index:
-    lines.append(f"- **NN3** (untrained) scores {_acc('NN3')} (paper: 31.41 %).")
-if "mini-Xception" in table1.index:
-    row = table1.loc["mini-Xception"]
-    lines.append(
-        f"- **mini-Xception** (published weights) scores {_acc('mini-Xception')} on {row['test split']}"
-        + ((f"; its authors report about 66 %, and the issue asks for at least 65 %: "
-            f"{'met' if row['accuracy here (%)'] >= 65 else 'NOT met'}.") if fer.real else
-           ": the generated stand-in, far from the real FER2013 photographs it was trained on."))
-gaps = {n: float(dh.PAPER_TABLE1[n]) - table1.loc[n, "accuracy here (%)"] for n in ("NN1", "NN2") if n in table1.index}
-if cfg.profile != "paper" and gaps:
-    lines.append(f"- NN1 and NN2 are trained for {dh.training_steps(cfg, len(fer.train['NN2']))} steps here, not to "
-                 "convergence as in the paper (see the deviations): "
-                 + ", ".join(f"{n} is {g:.1f} points {'below' if g > 0 else 'above'} the paper's number"
-                             for n, g in gaps.items())
-                 + ". mini-Xception shows what a fully trained FER2013 network looks like in the same analyses.")
-display(Markdown("\n".join(lines)))
+display(Markdown(dh.table1_findings(results, table1, verdicts, fer, cfg)))
 
 # %% [markdown]
 # ## Faces to probe
@@ -187,16 +143,10 @@ display(Markdown("\n".join(lines)))
 
 # %%
 probes = dh.load_probe_sets(run, cfg, labeller=nets.get("mini-Xception"))
-pd.DataFrame([{"set": p.title, "source": p.faces.source, "faces": len(p.faces), "subjects": p.n_subjects,
-               "expressions": ", ".join(c for c, n in p.faces.class_counts().items() if n),
-               "labels": p.label_source, "valence/arousal": p.va_source} for p in probes.values()]).set_index("set")
+dh.probe_set_table(probes)
 
 # %%
-kdef = probes["kdef_gen"]
-first = [int(np.flatnonzero((kdef.faces.identity.numpy() == i) & (kdef.faces.labels.numpy() == c))[0])
-         for i in np.unique(kdef.faces.identity.numpy())[:2] for c in np.unique(kdef.faces.labels.numpy())]
-plots.image_grid_figure(kdef.faces.images[first], [FERPLUS_CLASSES[int(kdef.faces.labels[i])] for i in first],
-                        columns=7, title="KDEF-like generated faces, two identities (rendered from the ICT-FaceKit model)")
+dh.generated_faces_figure(probes["kdef_gen"], identities=2)
 
 # %% [markdown]
 # ## Layer activations
@@ -210,14 +160,9 @@ plots.image_grid_figure(kdef.faces.images[first], [FERPLUS_CLASSES[int(kdef.face
 # blocks, the class convolution and the output.
 
 # %%
-codes = {(name, key): dh.layer_codes(net, probe, cfg) for name, net in nets.items() for key, probe in probes.items()}
+codes, profiles = dh.probe_networks(nets, probes, cfg, seed=run.seed)
 roles = {name: net.roles for name, net in nets.items()}
-profiles = {(name, key): dh.layer_profile(codes[(name, key)], probes[key], roles[name], cfg, seed=run.seed)
-            for name, key in codes}
-widths = pd.DataFrame([{"network": name, "layer": layer, "values per face": width,
-                        "role in Fig. 4": {v: k for k, v in roles[name].items()}.get(layer, "")}
-                       for name in nets for layer, width in codes[(name, "kdef_gen")].dims.items()])
-widths.set_index(["network", "layer"])
+dh.layer_widths_table(codes, roles, "kdef_gen")
 
 # %% [markdown]
 # ## Study 1: identity first, valence and arousal at the penultimate layer
@@ -404,37 +349,16 @@ checks.set_index(["dataset", "network", "claim"])
 # runs exist under the runs directory, we probe them the same way on the KDEF-like faces.
 
 # %%
-student_runs = dh.latest_student_per_variant(dh.find_student_runs())
-if student_runs.empty:
-    display(Markdown("**Skipped**: no finished NeuroGaze-Distill student runs were found under the runs "
-                     "directory (`AFFECTLAB_RUNS`, default `./runs`). Run chapter 01 "
-                     "(`notebooks/01_neurogaze_distill.py`) first with the same runs directory."))
-else:
-    students = {row["variant"]: dh.load_student(row, run.device) for _, row in student_runs.iterrows()}
-    student_codes = {v: dh.layer_codes(net, probes["kdef_gen"], cfg) for v, net in students.items()}
-    student_roles = {v: n.roles for v, n in students.items()}
-    student_profiles = {v: dh.layer_profile(student_codes[v], probes["kdef_gen"], student_roles[v], cfg, seed=run.seed)
-                        for v in students}
-    display(student_runs[["variant", "seed", "arch", "input side", "epochs", "run_dir"]])
+students = dh.probe_students(probes["kdef_gen"], cfg, run)
+if not students.runs.empty:
+    display(students.runs[["variant", "seed", "arch", "input side", "epochs", "run_dir"]])
     display(dh.layer_profile_figure(
-        student_profiles, ["V/A R2 (CV by subject)", "identity silhouette", "expression silhouette"],
+        students.profiles, ["V/A R2 (CV by subject)", "identity silhouette", "expression silhouette"],
         f"NeuroGaze-Distill students on KDEF-like faces, seed {run.seed}"))
-    display(dh.va_emergence_table(student_profiles, student_roles))
-    if "B0" in students and len(students) > 1:
-        comparison = dh.student_va_comparison(student_codes, probes["kdef_gen"], student_roles, cfg, seed=run.seed)
-        display(comparison)
-        said = []
-        for v in [v for v in ("B1", "B2", "B3", "Full") if v in comparison.index]:
-            r = comparison.loc[v]
-            said.append(f"- **{v} vs B0**: penultimate V/A R^2 {r['R2 minus B0']:+.3f} [{r['R2 diff low']:+.3f}, "
-                        f"{r['R2 diff high']:+.3f}] (clearer: {r['V/A clearer']}); half-max depth "
-                        f"{r['depth minus B0']:+.2f} [{r['depth diff low']:+.2f}, {r['depth diff high']:+.2f}] "
-                        f"(earlier: {r['V/A earlier']}).")
-        display(Markdown("Does Proto-KD make V/A emerge earlier or more clearly? Paired 95 % intervals from "
-                         f"resampling the {probes['kdef_gen'].n_subjects} KDEF-like identities (the only probing "
-                         "set used here; one student run per variant):\n" + "\n".join(said)))
-    else:
-        display(Markdown("No B0 (cross-entropy) student was found, so the students cannot be compared with it."))
+    display(dh.va_emergence_table(students.profiles, students.roles))
+    if students.comparison is not None:
+        display(students.comparison)
+display(Markdown(dh.student_findings(students, probes["kdef_gen"].n_subjects)))
 
 # %% [markdown]
 # For reference, the same V/A read-out (cross-validated R^2 of valence and arousal from the first
@@ -447,56 +371,13 @@ dh.va_emergence_table({name: profiles[(name, "kdef_gen")] for name in nets}, rol
 # ## What we learned
 
 # %%
-def _sil(net: str, key: str, role: str, target: str) -> str:
-    row = profiles[(net, key)].loc[roles[net][role]]
-    return dh.with_ci(*(row[f"{target} silhouette{c}"] for c in ("", " low", " high")))
-
-
-lines = []
-for key in ("ckplus", "kdef_gen", "disfa_gen"):
-    t = probes[key].title
-    for net in [n for n in ("NN2", "mini-Xception") if n in nets]:
-        lines.append(
-            f"- **{net}, {t}**: identity silhouette {_sil(net, key, 'early', 'identity')} (early) -> "
-            f"{_sil(net, key, 'final', 'identity')} (output); expression silhouette "
-            f"{_sil(net, key, 'early', 'expression')} -> {_sil(net, key, 'final', 'expression')}.")
-r4 = {n: s.regression for n, s in study4.items()}
-lines.append("- Study 4 on KDEF-like faces (signs aligned, Fisher 95 % intervals): " + "; ".join(
-    f"{n} r(PC1, valence) = {dh.with_ci(*r.loc[('PC1', 'valence'), ['r', 'r low', 'r high']])}, r(PC2, arousal) = "
-    f"{dh.with_ci(*r.loc[('PC2', 'arousal'), ['r', 'r low', 'r high']])}" for n, r in r4.items()) + ".")
-for name in [n for n in ("NN1", "NN2") if n in learned]:
-    lines.append(f"- Table 1 verdict: {name} {'learned' if learned[name] else 'did NOT learn'} "
-                 f"({name} minus its untrained twin: {_diff(name, 1)}).")
-lines.append("- Accuracy on the KDEF-like generated faces (7 expressions): " + "; ".join(
-    f"{n} {100 * np.mean(st.predicted == st.labels):.0f} %" for n, st in study4.items() if n != "NN3")
-    + ". The FER2013-trained networks meet rendered faces here for the first time, so a low score"
-    " means their later layers may not read these faces the way they read photographs.")
-lines.append(f"- Study 2 on {probes['disfa_gen'].title}: identity silhouette of the raw pixels on 10 PCs "
-             f"{study2.table.loc['pixels, PCA (10 PCs)', 'identity silhouette']:.2f} against an expression "
-             f"silhouette of {study2.table.loc['pixels, PCA (10 PCs)', 'expression silhouette']:.2f}.")
-display(Markdown("\n".join(lines)))
+display(Markdown(dh.what_we_learned(results, profiles, roles, probes, study2, study4, verdicts)))
 display(Markdown("Verdicts of the ground-truth checks per network and claim, counted over the generated sets "
                  "(KDEF-like, DISFA-like):"))
 checks.groupby(["network", "claim"])["holds here"].value_counts().unstack(fill_value=0)
 
 # %%
-caveats = []
-if cfg.profile != "paper":
-    caveats.append(
-        f"NN1 and NN2 were trained for {dh.training_steps(cfg, len(fer.train['NN1']))} and "
-        f"{dh.training_steps(cfg, len(fer.train['NN2']))} steps of {cfg.batch_size} faces "
-        f"({dh.training_steps(cfg, len(fer.train['NN2'])) * cfg.batch_size:,} NN2 faces seen, "
-        f"{dh.training_steps(cfg, len(fer.train['NN2'])) * cfg.batch_size / len(fer.train['NN2']):.2f} passes over its "
-        "training data), so \"training lifts expression\" is tested on weakly trained networks; mini-Xception, "
-        "fully trained on FER2013, is the fairer test of that claim.")
-not_learned = [n for n, ok in learned.items() if not ok]
-if not_learned:
-    caveats.append(f"{' and '.join(not_learned)} did not beat its untrained twin and the majority class in Table 1: "
-                   "its rows describe an untrained-equivalent network.")
-caveats.append("The generated faces have clean, planted factors: identity (face shape, skin, brows, lips) and "
-               "expression (FACS action units) are independent by construction, which makes the check exact but "
-               "easier than real photographs.")
-display(Markdown("Read these numbers with the deviations below in mind. " + " ".join(caveats)))
+display(Markdown(dh.caveats(cfg, fer, learned)))
 
 # %% [markdown]
 # ## Deviations from the paper

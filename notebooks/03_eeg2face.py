@@ -52,9 +52,12 @@ import time
 
 import pandas as pd
 
+from IPython.display import Markdown, display
+
 from affectlab import plots
+from affectlab.chapters import eeg2face
 from affectlab.config import resolve_run
-from affectlab.pipelines import eeg2face
+from affectlab.reporting import ResultsRecorder
 
 run = resolve_run(PROFILE, DATA_ROOT or None, SEED, DEVICE)
 cfg = eeg2face.chapter_config(run.profile)
@@ -78,7 +81,9 @@ print(cfg)
 #   surrogate as `(coupling x face + surrogate) / (coupling + 1)`, and the emotion's band-power
 #   rhythms (frontal alpha asymmetry for valence, beta/gamma for arousal). The face reaches the EEG
 #   through **two envelopes only** (mouth: jaw opening + mouth blendshapes; brow: brow blendshapes);
-#   the channels they reach are printed below. Eyes, cheeks and lip shape have no path into the EEG.
+#   the channels they reach are printed below. Lip shape reaches the EEG only through the mouth
+#   envelope (the mean of 8 mouth blendshapes: smile, press, stretch, funnel, pucker); eyes and cheeks
+#   have no path into the EEG.
 # - **Exact targets**: `z_v` = the 50 principal components of the 53 ICT-FaceKit blendshapes
 #   (fitted on the training frames) + the 3 jaw parameters, the stand-in for FLAME's 53 codes. No
 #   EMOCA pseudo-ground-truth is needed; frames are rendered only for the figures.
@@ -98,6 +103,7 @@ print(cfg)
 # %%
 background = eeg2face.background_eeg(run)
 data = eeg2face.build_chapter_data(cfg, run, background)
+results = ResultsRecorder(eeg2face.CHAPTER, profile=run.profile, seed=run.seed, data=eeg2face.data_label(data))
 print(data.source)
 print(f"{len(data)} samples of {data.eeg.shape[1]} channels x {data.eeg.shape[2]} EEG samples "
       f"({cfg.window_seconds:g} s at 100 Hz); z_v variance outside the 50 components: {data.latent.dropped_variance:.2e}")
@@ -122,9 +128,7 @@ eeg2face.trial_figure(data)
 
 # %%
 table = eeg2face.run_table_4_1(data, cfg, run)
-for name, pipeline in table.pipelines.items():
-    status = {k: ("loaded" if f.loaded_from_cache else "trained") for k, f in pipeline.fits.items()}
-    print(f"{eeg2face.ENCODER_LABELS[name]:38s} {status}")
+eeg2face.training_status_frame(table)
 
 # %%
 history = eeg2face.training_history(table.ours)
@@ -229,12 +233,7 @@ control.round(3)
 # Mean per-vertex error over the test frames, EEG2Face (emotion-enhanced) beside the mean face.
 
 # %%
-maps = {
-    "EEG2Face emotion-enhanced": eeg2face.vertex_error_map(table.ours.latents["emotion_enhanced"], data),
-    "mean face (training mean z_v)": eeg2face.vertex_error_map(eeg2face.mean_face_latents(data), data),
-}
-eeg2face.error_map_figure(maps, data.latent.face_model,
-                          f"Mean vertex error on test frames: {eeg2face.data_label(data)}")
+eeg2face.error_maps_figure(data, table.ours)
 
 # %% [markdown]
 # ## What EEG2Face can and cannot recover: the coupling sweep
@@ -259,7 +258,12 @@ eeg2face.sweep_frame(sweep)
 # %% [markdown]
 # ## What we learned
 #
-# The statements below are computed from this run's tables (they change with the profile and seed).
+# The headline numbers first (each also written, with its interval, n and data source, to
+# `03_eeg2face.results.json` beside the executed chapter), then every statement computed from this
+# run's tables (they change with the profile and seed).
+
+# %%
+Markdown(eeg2face.record_headline_numbers(results, table, data, sweep))
 
 # %%
 for sentence in eeg2face.findings(table, sweep, control):
@@ -291,11 +295,11 @@ for sentence in eeg2face.findings(table, sweep, control):
 #
 # ## Deviations from the thesis
 #
-# Computed from this run's configuration and data, so the list stays tied to the code:
+# Computed from this run's configuration and data, so the table stays tied to the code:
 
 # %%
-for item in eeg2face.deviations(cfg, data, table):
-    print("-", item)
+with pd.option_context("display.max_colwidth", None):
+    display(eeg2face.deviations(cfg, data, table).set_index("aspect"))
 
 # %%
 print(f"chapter run time: {(time.perf_counter() - started) / 60:.1f} min (profile {run.profile})")

@@ -132,8 +132,9 @@ def test_dataset_folder_missing_under_root(tmp_path):
 
 
 def test_dataset_folder_without_known_layout(tmp_path):
+    """Present but unrecognisable is invalid (never "not found", which would fall back)."""
     (tmp_path / "rafdb").mkdir()
-    with pytest.raises(DatasetNotFoundError, match="no known layout") as info:
+    with pytest.raises(DatasetValidationError, match="no known layout") as info:
         load("rafdb", root=tmp_path, split="test")
     _names(info, tmp_path / "rafdb" / "EmoLabel" / "list_patition_label.txt")
 

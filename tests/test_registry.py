@@ -14,9 +14,11 @@ import torch
 import affectlab.data as data
 from affectlab import cli
 from affectlab.data import registry, taxonomy
+from affectlab.data.sets import FaceSet
 from affectlab.data.manifest import (
     MANIFESTS_ENV,
     DatasetNotFoundError,
+    DatasetValidationError,
     ManifestError,
     manifests_dir,
     read_manifest,
@@ -261,19 +263,127 @@ def test_minixception_without_data_root_uses_the_installed_copy(monkeypatch, tmp
         registry.asset_path("minixception")
 
 
-def test_load_or_embedded_prefers_real_data_then_generated(monkeypatch, tmp_path):
-    """A root without the dataset falls back to the embedded stand-in; a root with it loads it."""
-    from affectlab.data import registry
+def _tiny_faceset(source: str) -> FaceSet:
+    return FaceSet(images=torch.zeros(2, 1, 4, 4, dtype=torch.uint8), labels=torch.tensor([0, 1]),
+                   class_names=taxonomy.FERPLUS_CLASSES, name="ckplus", split="all", source=source)
 
-    calls = []
+
+def _fake_generate(monkeypatch) -> list:
+    calls: list = []
     fake_generate = types.ModuleType("affectlab.data.generate")
-    fake_generate.embedded = lambda name, split: calls.append((name, split)) or "generated"
+    fake_generate.embedded = lambda name, split: calls.append((name, split)) or _tiny_faceset("generated: stand-in")
     monkeypatch.setitem(sys.modules, "affectlab.data.generate", fake_generate)
-    monkeypatch.delenv("AFFECTLAB_DATA", raising=False)
-    assert registry.load_or_embedded("ckplus", tmp_path) == "generated"
+    return calls
+
+
+def test_load_or_embedded_prefers_real_data_then_generated(monkeypatch, tmp_path):
+    """Only an absent folder falls back, and the stand-in's source says why; a root with the
+    dataset loads it."""
+    calls = _fake_generate(monkeypatch)
+    out = registry.load_or_embedded("ckplus", tmp_path)
     assert calls == [("ckplus", "all")]
+    assert out.source == f"generated: stand-in; embedded (no ckplus under {tmp_path.resolve()})"
+    assert registry.load_or_embedded("ckplus").source == "generated: stand-in; embedded (no data root)"
     monkeypatch.setattr(registry, "load", lambda name, root, split: f"real {name} {split}")
     (tmp_path / "ckplus" / "CK+48" / "happy").mkdir(parents=True)
     assert registry.available("ckplus", tmp_path)
     assert registry.load_or_embedded("ckplus", tmp_path) == "real ckplus all"
-    assert len(calls) == 1
+    assert len(calls) == 2
+
+
+def test_present_folder_without_layout_is_an_error_everywhere(monkeypatch, tmp_path):
+    """A dataset folder that exists but matches no layout is never taken for an absent one:
+    ``available``/``load``/``load_or_embedded`` raise saying what was expected (no generated data),
+    and ``data check`` reports it INVALID with the expected layouts (exit 1)."""
+    calls = _fake_generate(monkeypatch)
+    (tmp_path / "rafdb" / "images").mkdir(parents=True)  # a misplaced copy: no EmoLabel/ list file
+    marker = tmp_path.resolve() / "rafdb" / "EmoLabel" / "list_patition_label.txt"
+    for attempt in (lambda: registry.available("rafdb", tmp_path),
+                    lambda: registry.load_or_embedded("rafdb", tmp_path, "test"),
+                    lambda: registry.load("rafdb", tmp_path, "test")):
+        with pytest.raises(DatasetValidationError, match="no known layout") as info:
+            attempt()
+        assert str(marker) in str(info.value) and "basic_aligned" in str(info.value)
+    assert calls == []  # never fell back to generated data
+    out = io.StringIO()
+    assert cli.data_check("rafdb", str(tmp_path), verbose=False, out=out) == 1
+    text = out.getvalue()
+    assert "rafdb" in text and "INVALID (no known layout" in text and str(marker) in text
+    assert "INVALID: rafdb" in text
+    report = registry.check("rafdb", tmp_path)[0]
+    assert report.found and not report.ok and report.layout is None
+
+
+def test_deep_check_decodes_every_image_and_names_the_first_bad_one(monkeypatch, tmp_path, capsys):
+    base = make_ckplus(tmp_path)
+    install_manifests(monkeypatch, tmp_path, {"ckplus": base})
+    out = io.StringIO()
+    assert cli.data_check("ckplus", str(tmp_path), verbose=False, out=out, deep=True) == 0
+    assert "deep decode of split 'all': decoded 9 images" in out.getvalue()
+    bad = base / "fear" / "S011_002_00000020.png"
+    bad.write_bytes(bad.read_bytes()[:60])  # truncated: same name, the folder counts still match
+    out = io.StringIO()
+    assert cli.data_check("ckplus", str(tmp_path), verbose=False, out=out) == 0  # the shallow check misses it
+    capsys.readouterr()
+    assert cli.main(["data", "check", "ckplus", "--root", str(tmp_path), "--deep"]) == 1
+    text = capsys.readouterr().out
+    assert "INVALID" in text and f"{bad}: cannot decode image" in text
+
+
+def test_deep_check_of_eeg_features_names_the_bad_file(monkeypatch, tmp_path):
+    from fixtures_eeg import write_feature_folder
+
+    folder = tmp_path / "deap_mahnob_features" / "DEAP"
+    write_feature_folder(folder, n_rows=6, n_subjects=2)
+    features = folder / "EEG_feature.txt"
+    lines = features.read_text().splitlines()
+    lines[3] = "not-a-number\t" + lines[3].split("\t", 1)[1]
+    features.write_text("\n".join(lines) + "\n")
+    manifests = install_manifests(monkeypatch, tmp_path, {"deap": folder})  # checksums of the bad copy
+    manifest = tomllib.loads((manifests / "deap.toml").read_text())
+    manifest.setdefault("params", {})["rows"] = 6
+    from fixtures_faces import write_manifest
+
+    write_manifest(manifests, manifest)
+    assert registry.check("deap", tmp_path)[0].ok  # sizes and SHA-256 match: only decoding finds it
+    out = io.StringIO()
+    assert cli.data_check("deap", str(tmp_path), verbose=False, out=out, deep=True) == 1
+    assert str(features) in out.getvalue(), out.getvalue()
+
+
+def test_dataset_cache_is_keyed_by_the_loader_source(monkeypatch, tmp_path):
+    """Editing a loader (same name, new code) must decode afresh, not serve the old cache."""
+    import importlib
+
+    from affectlab.config import default_cache_dir
+
+    base = make_ckplus(tmp_path)
+    install_manifests(monkeypatch, tmp_path, {"ckplus": base})
+    code = tmp_path / "code"
+    code.mkdir()
+    module = code / "edited_ckplus_loader.py"
+
+    def write_loader(tag: str) -> None:
+        module.write_text(
+            "import dataclasses\nfrom affectlab.data.faces import load_ckplus\n\n\n"
+            f"def load(folder, split, manifest):\n"
+            f"    return dataclasses.replace(load_ckplus(folder, split, manifest), source={tag!r})\n"
+        )
+
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    monkeypatch.syspath_prepend(str(code))
+    monkeypatch.setitem(registry.LOADERS, "ckplus", "edited_ckplus_loader:load")
+    cache = default_cache_dir() / "datasets"
+    before = set(cache.glob("ckplus-all-*.pt"))
+    try:
+        write_loader("first version")
+        assert data.load("ckplus", root=tmp_path).source == "first version"
+        assert data.load("ckplus", root=tmp_path).source == "first version"  # cached
+        assert len(set(cache.glob("ckplus-all-*.pt")) - before) == 1
+        write_loader("the second version of the loader")
+        importlib.invalidate_caches()
+        importlib.reload(sys.modules["edited_ckplus_loader"])
+        assert data.load("ckplus", root=tmp_path).source == "the second version of the loader"
+        assert len(set(cache.glob("ckplus-all-*.pt")) - before) == 2
+    finally:
+        sys.modules.pop("edited_ckplus_loader", None)

@@ -1,4 +1,5 @@
-"""Run configuration: profiles, seeds, device, data root and the configuration hash.
+"""Run configuration: profiles, seeds, device, data root, the configuration hash and the code
+fingerprint (:func:`code_fingerprint`) that keys caches by the source that produced them.
 
 Every chapter has one papermill parameters cell with plain literals (``PROFILE``, ``DATA_ROOT``,
 ``SEED``, ``DEVICE``); :func:`resolve_run` checks them and turns them into a :class:`RunConfig`.
@@ -14,8 +15,10 @@ The data root comes from the argument, else the ``AFFECTLAB_DATA`` environment v
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import hashlib
+import importlib.util
 import json
 import os
 import random
@@ -260,3 +263,83 @@ def pick(profile: str, **choices: Any) -> Any:
     if profile not in choices:
         raise ConfigError(f"no value given for profile {profile!r}; given: {sorted(choices)}")
     return choices[profile]
+
+
+_SOURCE_INFO: dict[tuple[str, int, int], tuple[str, tuple[tuple[int, str, tuple[str, ...]], ...]]] = {}
+"""(path, mtime_ns, size) -> (SHA-256 of the file, its imports as (level, module, names))."""
+
+
+def _source_info(path: Path) -> tuple[str, tuple[tuple[int, str, tuple[str, ...]], ...]]:
+    stat = path.stat()
+    key = (str(path), stat.st_mtime_ns, stat.st_size)
+    if key not in _SOURCE_INFO:
+        data = path.read_bytes()
+        imports = []
+        for node in ast.walk(ast.parse(data, filename=str(path))):  # module level and inside functions
+            if isinstance(node, ast.Import):
+                imports += [(0, alias.name, ()) for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                imports.append((node.level, node.module or "", tuple(alias.name for alias in node.names)))
+        _SOURCE_INFO[key] = (hashlib.sha256(data).hexdigest(), tuple(imports))
+    return _SOURCE_INFO[key]
+
+
+def _module_file(name: str) -> Path | None:
+    """The source file of module ``name``, found on disk below its top-level package (nothing but
+    that package is imported); None when it is not a module (e.g. a function name)."""
+    top, _, rest = name.partition(".")
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.origin:
+        return None
+    if not spec.submodule_search_locations:  # a plain top-level module
+        return Path(spec.origin) if not rest and spec.origin.endswith(".py") else None
+    for location in spec.submodule_search_locations:
+        base = Path(location).joinpath(*rest.split(".")) if rest else Path(location)
+        for candidate in (base / "__init__.py", base.parent / f"{base.name}.py") if rest else (base / "__init__.py",):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def code_files(*modules: str) -> dict[str, Path]:
+    """Module name -> source file for ``modules`` and, transitively, every module of the same
+    top-level package that they import (``import``/``from ... import`` anywhere in the file,
+    including inside functions; relative imports resolved). Other packages are not followed: their
+    versions belong in a cache key separately (e.g. ``torch.__version__``)."""
+    found: dict[str, Path] = {}
+    todo = list(modules)
+    while todo:
+        name = todo.pop()
+        if name in found:
+            continue
+        path = _module_file(name)
+        if path is None:
+            if name in modules:
+                raise ConfigError(f"code_fingerprint: {name!r} is not an importable Python source module")
+            continue
+        found[name] = path
+        top = name.split(".")[0]
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        for level, module, names in _source_info(path)[1]:
+            if level:
+                base = package.rsplit(".", level - 1)[0] if level > 1 else package
+                module = f"{base}.{module}" if module else base
+            if module.split(".")[0] != top:
+                continue
+            submodules = [f"{module}.{n}" for n in names if n != "*" and _module_file(f"{module}.{n}")]
+            todo += submodules if submodules and len(submodules) == len(names) else [module, *submodules]
+    return found
+
+
+def code_fingerprint(*modules: str, length: int = 16) -> str:
+    """SHA-256 over the source of ``modules`` and the package modules they import (see
+    :func:`code_files`): a cache keyed by it is rebuilt when the code that produced it changes,
+    never served stale. File hashes are memoised by (path, mtime, size), so calls are cheap."""
+    files = code_files(*modules)
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        digest.update(f"{name}\t{_source_info(files[name])[0]}\n".encode())
+    return digest.hexdigest()[:length]

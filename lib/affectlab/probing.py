@@ -84,12 +84,14 @@ def _check_layers(model: nn.Module, layer_names: Sequence[str]) -> dict[str, nn.
     return {name: modules[name] for name in layer_names}
 
 
-def _save_atomic(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
+def save_npz_atomic(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
+    """Write ``arrays`` (name -> array) to the ``.npz`` file ``path`` atomically: a temporary file
+    in the same folder, then ``os.replace``, so a reader never sees a partial file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, names=np.array(list(arrays)), **{f"a{i}": a for i, a in enumerate(arrays.values())})
+            np.savez(handle, **arrays)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -178,7 +180,8 @@ def layer_activations(
             handle.remove()
         model.train(was_training)
     if path is not None:
-        _save_atomic(path, result)
+        save_npz_atomic(path, {"names": np.array(list(result)),
+                               **{f"a{i}": a for i, a in enumerate(result.values())}})
     return result
 
 

@@ -225,3 +225,11 @@ def read_results(path: str | os.PathLike) -> dict[str, Any]:
         if not RESULT_KEY.match(key) or "value" not in number or "ci" not in number:
             raise ValueError(f"{p}: malformed number {key!r}")
     return obj
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` (UTF-8) through a temporary file and a rename, so a reader never
+    sees a half-written file; creates the parent folder. Returns the path."""
+    target = Path(path)
+    _atomic_write_text(target, text)
+    return target

@@ -180,16 +180,37 @@ def manifest_hash(manifest: dict) -> str:
     return config_hash(manifest, length=16)
 
 
-def select_layout(manifest: dict, dataset_dir: Path) -> dict:
-    """The first layout whose ``marker`` exists under ``dataset_dir``; else DatasetNotFoundError."""
+def expected_layouts(manifest: dict, dataset_dir: Path) -> str:
+    """What a dataset folder must contain, one alternative per layout: ``layout 'x' (marker <path>)``."""
+    return "; or ".join(f"layout {layout['name']!r} (marker {dataset_dir / layout['marker']})"
+                        for layout in manifest["layouts"])
+
+
+def find_layout(manifest: dict, dataset_dir: Path) -> dict | None:
+    """The first layout whose ``marker`` exists under ``dataset_dir``, else None."""
     for layout in manifest["layouts"]:
         if (dataset_dir / layout["marker"]).exists():
             return layout
-    markers = ", ".join(str(dataset_dir / layout["marker"]) for layout in manifest["layouts"])
-    raise DatasetNotFoundError(
-        f"{manifest['name']}: no known layout found in {dataset_dir} (looked for {markers}). "
+    return None
+
+
+def no_layout_message(manifest: dict, dataset_dir: Path) -> str:
+    """The error for a dataset folder that exists but matches none of the manifest's layouts."""
+    return (
+        f"{manifest['name']}: no known layout found in {dataset_dir}: the folder exists but holds none of "
+        f"the expected layouts ({expected_layouts(manifest, dataset_dir)}). Fix or remove the folder "
+        f"(an absent folder falls back to the embedded default; a misplaced copy does not). "
         f"How to obtain it: {manifest['obtain']['how'].strip()}"
     )
+
+
+def select_layout(manifest: dict, dataset_dir: Path) -> dict:
+    """The first layout whose ``marker`` exists under ``dataset_dir``; else
+    :class:`DatasetValidationError` (:func:`no_layout_message`: what was expected, where)."""
+    layout = find_layout(manifest, dataset_dir)
+    if layout is None:
+        raise DatasetValidationError(no_layout_message(manifest, dataset_dir))
+    return layout
 
 
 def _applies(entry: dict, split: str | None) -> bool:
@@ -242,7 +263,9 @@ class CheckReport:
     name: str
     dataset_dir: Path | None
     found: bool
+    """The dataset folder exists under the data root (valid or not: see :attr:`ok`)."""
     layout: str | None = None
+    """The layout found; None with ``found`` True means the folder matches no layout (invalid)."""
     items: list[CheckItem] = dataclasses.field(default_factory=list)
     note: str = ""
     listings: dict[str, list[tuple[str, int, int]]] = dataclasses.field(default_factory=dict)
@@ -259,6 +282,8 @@ class CheckReport:
     def raise_if_invalid(self) -> None:
         if not self.found:
             raise DatasetNotFoundError(self.note)
+        if self.layout is None:  # the folder exists but matches no layout of the manifest
+            raise DatasetValidationError(self.note)
         if self.problems:
             lines = [f"{p.path}: {p.what}: expected {p.expected}, found {p.found}" for p in self.problems]
             raise DatasetValidationError(
@@ -322,7 +347,11 @@ def check_layout_files(
 
 def check_dataset(manifest: dict, dataset_dir: Path | None, split: str | None = None) -> CheckReport:
     """Validate ``dataset_dir`` against ``manifest`` (``split`` None = every split). Never raises for
-    bad data: problems are in the report (call :meth:`CheckReport.raise_if_invalid`)."""
+    bad data: problems are in the report (call :meth:`CheckReport.raise_if_invalid`).
+
+    An absent folder is "not found" (``found`` False). A folder that exists but matches none of the
+    manifest's layouts is found and INVALID (``layout`` None, one failing "layout" item saying what
+    was expected), so it can never pass for an absent dataset."""
     name = manifest["name"]
     how = manifest["obtain"]["how"].strip()
     if dataset_dir is None:
@@ -331,10 +360,10 @@ def check_dataset(manifest: dict, dataset_dir: Path | None, split: str | None = 
         return CheckReport(
             name, dataset_dir, False, note=f"{name}: expected folder {dataset_dir} does not exist. How to obtain it: {how}"
         )
-    try:
-        layout = select_layout(manifest, dataset_dir)
-    except DatasetNotFoundError as exc:
-        return CheckReport(name, dataset_dir, False, note=str(exc))
+    layout = find_layout(manifest, dataset_dir)
+    if layout is None:  # present but unrecognisable: invalid, never "not found"
+        item = CheckItem("layout", dataset_dir, expected_layouts(manifest, dataset_dir), "none of these markers", False)
+        return CheckReport(name, dataset_dir, True, None, [item], note=no_layout_message(manifest, dataset_dir))
     report = CheckReport(name, dataset_dir, True, layout=layout["name"])
     report.items = check_layout_files(dataset_dir, layout, split, listings=report.listings)
     return report

@@ -8,9 +8,18 @@
 - A data root: the dataset must be at ``<root>/<manifest folder>``, else :class:`DatasetNotFoundError`
   naming the folder and how to obtain the data. The folder is validated against the manifest (key
   file sizes and SHA-256, file counts); the loader then decodes every image (which checks each one).
+  A folder that exists but matches none of the manifest's layouts is a :class:`DatasetValidationError`
+  saying what was expected.
 - The loaded set is cached under ``config.default_cache_dir()/datasets`` as a ``torch.save`` dict of
-  tensors (read back with ``weights_only=True``), keyed by the manifest hash, the loader, the split,
-  the key files' hashes and the names, sizes and mtimes of the dataset's files; written atomically.
+  tensors (read back with ``weights_only=True``), keyed by the manifest hash, the loader and the
+  fingerprint of its source code (:func:`loader_fingerprint`: the loader's module and the package
+  modules it imports, so an edited loader never serves an old cache), the split, the key files'
+  hashes and the names, sizes and mtimes of the dataset's files; written atomically.
+
+:func:`load_or_embedded` (what chapters call) falls back to the generated stand-in only when the
+dataset's folder is absent, and says so in the set's ``source``; a present but invalid folder raises.
+``check(..., deep=True)`` (``python -m affectlab data check --deep``) also runs every split's loader
+without the cache, which decodes every image/recording, and reports the first bad file by name.
 
 Loaders are ``"module:function"`` strings imported lazily, with the signature
 ``loader(dataset_dir: Path, split: str, manifest: dict) -> FaceSet | EEGSet``. Non-dataset assets
@@ -31,14 +40,17 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from affectlab.config import default_cache_dir, resolve_data_root
+from affectlab.config import code_fingerprint, default_cache_dir, resolve_data_root
 from affectlab.data.manifest import (
     CheckReport,
     DatasetNotFoundError,
     DatasetValidationError,
     ManifestError,
+    CheckItem,
     check_dataset,
+    find_layout,
     manifest_hash,
+    no_layout_message,
     read_manifest,
     select_layout,
     sha256_file,
@@ -107,17 +119,21 @@ def dataset_dir(name: str, root: str | os.PathLike | None = None) -> Path | None
 
 
 def available(name: str, root: str | os.PathLike | None = None) -> bool:
-    """True when the data root holds this dataset in one of its manifest layouts.
+    """True when the data root holds this dataset in one of its manifest layouts; False when there
+    is no data root or the dataset's folder is absent under it.
 
-    Cheap: checks the folder and the layout marker only. A dataset that is present but corrupt is
-    "available" and :func:`load` then raises, so a broken copy is never silently replaced by
-    generated data.
+    A folder that exists but matches none of the layouts raises :class:`DatasetValidationError`
+    saying what was expected: a misplaced or partial copy is never taken for an absent one (and so
+    never silently replaced by generated data). Cheap: checks the folder and the layout markers
+    only; a present but corrupt copy is "available" and :func:`load` then raises.
     """
     folder = dataset_dir(name, root)
-    if folder is None or not folder.is_dir():
+    if folder is None or not folder.exists():
         return False
     manifest = get_manifest(name)
-    return any((folder / layout["marker"]).exists() for layout in manifest["layouts"])
+    if not folder.is_dir() or find_layout(manifest, folder) is None:
+        raise DatasetValidationError(no_layout_message(manifest, folder))
+    return True
 
 
 def _not_found(manifest: dict, folder: Path, data_root: Path) -> DatasetNotFoundError:
@@ -145,9 +161,7 @@ def load(
     split = _resolve_split(manifest, split)
     data_root = resolve_data_root(root)
     if data_root is None:
-        from affectlab.data.generate import embedded
-
-        return embedded(name, split)
+        return _embedded(name, split, "no data root")
     folder = data_root / manifest["folder"]
     if not folder.is_dir():
         raise _not_found(manifest, folder, data_root)
@@ -159,17 +173,38 @@ def load(
     cache_file = None
     if cache:
         layout = select_layout(manifest, folder)
-        key = _cache_key(manifest, spec, split, folder, layout, report)
+        key = _cache_key(manifest, spec, loader_fingerprint(spec), split, folder, layout, report)
         cache_file = default_cache_dir() / "datasets" / f"{name}-{split}-{key}.pt"
         cached = _read_cache(cache_file)
         if cached is not None:
             return cached
-    result = loader(folder, split, manifest)
-    if not isinstance(result, (FaceSet, EEGSet)):
-        raise TypeError(f"loader {spec} returned {type(result).__name__}, expected FaceSet or EEGSet")
+    result = _checked_result(spec, loader(folder, split, manifest))
     if cache_file is not None:
         _write_cache(cache_file, result)
     return result
+
+
+def _checked_result(spec: str, result: Any) -> FaceSet | EEGSet:
+    if not isinstance(result, (FaceSet, EEGSet)):
+        raise TypeError(f"loader {spec} returned {type(result).__name__}, expected FaceSet or EEGSet")
+    return result
+
+
+def loader_fingerprint(spec: str) -> str:
+    """Fingerprint of a loader's code: its module's source and the package modules that module
+    imports (:func:`affectlab.config.code_fingerprint`). Keys the tensor cache, so a changed loader
+    (or a helper it uses) decodes afresh instead of serving the old result."""
+    return code_fingerprint(spec.partition(":")[0])
+
+
+def _embedded(name: str, split: str, why: str) -> FaceSet | EEGSet:
+    """The generated stand-in, its ``source`` ending in ``"; embedded (<why>)"`` so captions say why."""
+    from affectlab.data.generate import embedded
+
+    stand_in = embedded(name, split)
+    if isinstance(stand_in, (FaceSet, EEGSet)):
+        stand_in = dataclasses.replace(stand_in, source=f"{stand_in.source}; embedded ({why})")
+    return stand_in
 
 
 def load_or_embedded(
@@ -177,18 +212,20 @@ def load_or_embedded(
 ) -> FaceSet | EEGSet:
     """The real dataset when the data root holds it, else the embedded generated stand-in.
 
-    This is what chapters call: a user without a licence for ``name`` still gets a runnable chapter,
-    and the returned set's ``source`` says which one it is. A copy that is present but invalid raises
-    (see :func:`available`): it is never silently replaced by generated data.
+    This is what chapters call: a user without a licence for ``name`` still gets a runnable chapter.
+    Only an *absent* folder falls back, and the returned set's ``source`` then ends in
+    ``"embedded (no <name> under <root>)"`` (or ``"embedded (no data root)"``). A folder that is
+    present but matches no layout, or is invalid, raises with what was expected (see
+    :func:`available` and :func:`load`): it is never silently replaced by generated data.
     """
     manifest = get_manifest(name)
     split = _resolve_split(manifest, split)
     data_root = resolve_data_root(root)
-    if data_root is not None and available(name, data_root):
+    if data_root is None:
+        return _embedded(name, split, "no data root")
+    if available(name, data_root):
         return load(name, data_root, split)
-    from affectlab.data.generate import embedded
-
-    return embedded(name, split)
+    return _embedded(name, split, f"no {name} under {data_root}")
 
 
 # Assets the set-up (``make``) installs into the environment, used when no data root is named:
@@ -245,8 +282,30 @@ def asset_path(name: str, root: str | os.PathLike | None = None, file: str | Non
     return target
 
 
-def check(name: str | None = None, root: str | os.PathLike | None = None) -> list[CheckReport]:
-    """Validate one dataset (or every registered one whose manifest exists) under the data root."""
+def deep_check(report: CheckReport, manifest: dict) -> None:
+    """Decode every image/recording of a valid dataset: run its loader on every split with the
+    cache bypassed (the loaders decode and check each file, in order, and raise naming the first bad
+    one). Appends one item per split to ``report``: ``decoded N items`` or the loader's error."""
+    spec = LOADERS[report.name]
+    if spec is None or report.dataset_dir is None:
+        return  # assets: their key files are checked by SHA-256; nothing to decode
+    loader = resolve_loader(spec)
+    for split in manifest["splits"]:
+        what = f"deep decode of split {split!r}"
+        try:
+            result = _checked_result(spec, loader(report.dataset_dir, split, manifest))
+        except Exception as exc:  # noqa: BLE001 - every failure is reported, naming the file
+            message = str(exc) if isinstance(exc, DatasetValidationError) else f"{type(exc).__name__}: {exc}"
+            report.items.append(CheckItem(what, report.dataset_dir, "every file decodes", message, False))
+            return  # the first bad file is reported; later splits are not decoded
+        report.items.append(CheckItem(what, report.dataset_dir, "every file decodes", f"decoded {len(result)} {'images' if isinstance(result, FaceSet) else 'EEG trials/recordings'}", True))
+
+
+def check(
+    name: str | None = None, root: str | os.PathLike | None = None, deep: bool = False
+) -> list[CheckReport]:
+    """Validate one dataset (or every registered one whose manifest exists) under the data root;
+    with ``deep``, also decode every file of each valid dataset (:func:`deep_check`)."""
     names = [_check_name(name)] if name is not None else list(LOADERS)
     data_root = resolve_data_root(root)
     reports = []
@@ -259,7 +318,10 @@ def check(name: str | None = None, root: str | os.PathLike | None = None) -> lis
             reports.append(CheckReport(item, None, False, note=f"no manifest: {exc}"))
             continue
         folder = None if data_root is None else data_root / manifest["folder"]
-        reports.append(check_dataset(manifest, folder))
+        report = check_dataset(manifest, folder)
+        if deep and report.ok:
+            deep_check(report, manifest)
+        reports.append(report)
     return reports
 
 
@@ -268,12 +330,14 @@ def check(name: str | None = None, root: str | os.PathLike | None = None) -> lis
 # ----------------------------------------------------------------------------------------------
 
 
-def _cache_key(manifest: dict, spec: str, split: str, folder: Path, layout: dict, report: CheckReport) -> str:
-    """Manifest hash + loader + split + layout + key-file hashes (size and mtime when the manifest has
-    no sha256) + the names, sizes and modification times of every listed file (a rewritten image of
-    the same size must not hit a stale cache)."""
+def _cache_key(
+    manifest: dict, spec: str, code: str, split: str, folder: Path, layout: dict, report: CheckReport
+) -> str:
+    """Manifest hash + loader + its code fingerprint + split + layout + key-file hashes (size and
+    mtime when the manifest has no sha256) + the names, sizes and modification times of every listed
+    file (a rewritten image of the same size must not hit a stale cache)."""
     digest = hashlib.sha256()
-    header = [CACHE_FORMAT, manifest_hash(manifest), spec, split, layout["name"]]
+    header = [CACHE_FORMAT, manifest_hash(manifest), spec, code, split, layout["name"]]
     for item in report.items:
         rel = item.path.relative_to(folder).as_posix()
         if item.what == "sha256":
@@ -383,8 +447,11 @@ __all__ = [
     "available",
     "check",
     "dataset_dir",
+    "deep_check",
     "get_manifest",
     "known_names",
     "load",
+    "load_or_embedded",
+    "loader_fingerprint",
     "resolve_loader",
 ]

@@ -2,7 +2,10 @@
 
 :func:`embedded` maps a registry name and split to a generator call (sizes kept modest so a smoke
 run builds its data in seconds; results are cached under ``config.default_cache_dir()/generated``,
-keyed by the generator's parameters and version, so later runs load them in well under a second):
+keyed by the generator's parameters, the packaged face model and :func:`generator_fingerprint`, the
+source of every ``generate/*.py`` and of the package modules they import (face model, renderer,
+taxonomy, ...), so a changed generator never serves an old cache; later runs load in well under a
+second):
 
 ==============  ===========================================================================
 ferplus         generated 8-class faces (:func:`faces.generate_faces`, 40 identities x 8 x 3
@@ -39,16 +42,16 @@ import dataclasses
 import functools
 import hashlib
 import os
+import pkgutil
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import torch
 
-from affectlab.config import config_hash, default_cache_dir
+from affectlab.config import code_fingerprint, config_hash, default_cache_dir
 from affectlab.data.sets import EEGSet, FaceSet
 
-EMBEDDED_VERSION = 1
 FACE_SEED = 20240601
 EEG_SEED = 20240602
 
@@ -149,12 +152,22 @@ def _model_digest() -> str:
     return hashlib.sha256(PACKAGED_FILE.read_bytes()).hexdigest() if PACKAGED_FILE.is_file() else "absent"
 
 
+def generator_fingerprint() -> str:
+    """Fingerprint of the generators' code: every module of this package (``generate/*.py``) and,
+    transitively, the ``affectlab`` modules they import (:func:`affectlab.config.code_fingerprint`).
+    Replaces a hand-bumped version number, which was forgotten when the generators changed."""
+    modules = [__name__] + [f"{__name__}.{m.name}" for m in pkgutil.iter_modules(__path__)]
+    return code_fingerprint(*modules)
+
+
 def cached(name: str, params: dict[str, Any], build: Callable[[], FaceSet | EEGSet]) -> FaceSet | EEGSet:
-    """``build()`` once per parameter set; later calls read ``<cache>/generated/<name>-<hash>.pt``.
+    """``build()`` once per parameter set and generator code; later calls read
+    ``<cache>/generated/<name>-<hash>.pt`` (the hash covers ``params``, the packaged face model and
+    :func:`generator_fingerprint`).
 
     An unreadable cache file (e.g. truncated) is rebuilt, not trusted.
     """
-    key = config_hash({"name": name, "params": params, "version": EMBEDDED_VERSION, "model": _model_digest()})
+    key = config_hash({"name": name, "params": params, "code": generator_fingerprint(), "model": _model_digest()})
     path = default_cache_dir() / "generated" / f"{name}-{key}.pt"
     if path.is_file():
         try:
@@ -269,4 +282,4 @@ def embedded(name: str, split: str) -> FaceSet | EEGSet:
     return _face_split(name, split) if name in FACE_SETS else _eeg_split(name, split)
 
 
-__all__ = ["EEG_SETS", "FACE_SETS", "cached", "embedded", "known_names", "load_set", "save_set"]
+__all__ = ["EEG_SETS", "FACE_SETS", "cached", "embedded", "generator_fingerprint", "known_names", "load_set", "save_set"]

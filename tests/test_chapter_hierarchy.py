@@ -1,6 +1,8 @@
-"""Chapter 02 pipeline (DCNN hierarchy probing): FER2013 class subsets, the per-layer study table on a
-tiny model with planted identity/expression, PCA, axis sampling, the ground-truth checks, the
-NeuroGaze-Distill run discovery, and the train-or-load path on a FER2013 fixture."""
+"""Chapter 02 package (DCNN hierarchy probing, ``affectlab.chapters.hierarchy``): FER2013 class
+subsets, the per-layer study table on a tiny model with planted identity/expression (with numbers
+pinned from before the move to the package), PCA, axis sampling, the ground-truth checks, the
+NeuroGaze-Distill run discovery and probing, recorded results, and the train-or-load path on a
+FER2013 fixture."""
 
 from __future__ import annotations
 
@@ -18,7 +20,9 @@ from torch import nn
 from affectlab.config import ConfigError, resolve_run
 from affectlab.data.sets import FaceSet
 from affectlab.data.taxonomy import FER2013_CLASSES, FERPLUS_CLASSES
-from affectlab.pipelines import dcnn_hierarchy as dh
+from affectlab.chapters import hierarchy as dh
+from affectlab.chapters.hierarchy.experiments import region_masks
+from affectlab.reporting import ResultsRecorder, read_results
 from affectlab.train import CHECKPOINT_FORMAT, save_checkpoint
 from fixtures_faces import ferplus_rows, install_manifests, make_fer2013_labels, make_ferplus_png
 
@@ -48,20 +52,6 @@ def test_nn1_subset_rejects_other_taxonomies():
                     class_names=FERPLUS_CLASSES, name="ferplus", split="train", source="x")
     with pytest.raises(ValueError, match="7 FER2013 classes"):
         dh.nn1_subset(faces)
-
-
-def test_class_capped_and_stratified_indices():
-    labels = np.array([0] * 50 + [1] * 30 + [2] * 20 + [-1] * 5)
-    capped = dh.class_capped_indices(labels, 25, seed=0)
-    assert np.bincount(labels[capped]).tolist() == [25, 25, 20]
-    assert np.array_equal(capped, dh.class_capped_indices(labels, 25, seed=0))
-    assert len(dh.class_capped_indices(labels, None, seed=0)) == 100  # -1 never kept
-    strat = dh.stratified_indices(labels, 50, seed=1)
-    assert np.bincount(labels[strat]).tolist() == [25, 15, 10]  # class proportions kept
-    assert np.all(np.diff(strat) > 0)
-    assert len(dh.stratified_indices(labels, None, seed=0)) == 100
-    with pytest.raises(ValueError, match="integer class labels"):
-        dh.class_capped_indices(np.array([0.5, 1.0]), 1, seed=0)
 
 
 def test_chapter_config_profiles_and_errors():
@@ -338,7 +328,7 @@ def test_fer2013_fixture_train_or_load_and_table1(tmp_path, monkeypatch):
     nets, notes = dh.build_networks(fer, cfg, run)
     assert {"NN1", "NN2", "NN3"} <= set(nets)
     assert not nets["NN1"].fit.loaded_from_cache
-    nn1_init = dh._sharma_model("NN1", run.seed).state_dict()
+    nn1_init = dh.sharma_initial_model("NN1", run.seed).state_dict()
     for name, value in nets["NN3"].model.state_dict().items():  # NN3 = NN1 before training
         torch.testing.assert_close(value.cpu(), nn1_init[name])
     again = dh.train_sharma("NN2", fer, cfg, run)
@@ -377,12 +367,22 @@ def test_fer2013_fixture_train_or_load_and_table1(tmp_path, monkeypatch):
         assert row["95% CI low"] <= row["accuracy difference (pp)"] + 1e-9 <= row["95% CI high"] + 2e-9
         assert row["above it"] == ("yes" if row["95% CI low"] > 0 else "no" if row["95% CI high"] < 0 else "undecided")
 
+    results = ResultsRecorder("02_dcnn_hierarchy", profile="smoke", seed=0, data="fixture", out_dir=tmp_path)
+    said = dh.table1_findings(results, table, verdicts, fer, cfg)
+    stored = read_results(tmp_path / "02_dcnn_hierarchy.results.json")["numbers"]
+    nn1 = stored["nn1.private_test.accuracy"]
+    assert nn1["value"] == pytest.approx(table.loc["NN1", "accuracy here (%)"]) and nn1["paper"] == 82.32
+    assert nn1["n"] == 6 and nn1["unit"] == "%"
+    assert stored["nn2.private_test.minus_untrained"]["value"] == pytest.approx(
+        verdicts.loc["NN2"].iloc[1]["accuracy difference (pp)"])
+    assert f"**NN1** scores {nn1['value']:.1f} %" in said and "rmn" not in " ".join(stored)
+
     dev = dh.deviations(cfg, run, fer, nets, {})
-    assert "rebuilt from the FERPlus images" in dev.loc["FER2013 copy", "this run"]
-    assert "21 / 14 / 14" in dev.loc["FER2013 copy", "this run"]
-    assert "at most 2 faces per class" in dev.loc["training data", "this run"]
-    assert "first 2 PCs" in dev.loc["scatter-plot embedding (Studies 1-2)", "this run"]
-    assert "first 3 subjects" in dev.loc["probing subjects", "this run"]
+    assert "rebuilt from the FERPlus images" in dev.loc["FER2013 copy", "here"]
+    assert "21 / 14 / 14" in dev.loc["FER2013 copy", "here"]
+    assert "at most 2 faces per class" in dev.loc["training data", "here"]
+    assert "first 2 PCs" in dev.loc["scatter-plot embedding (Studies 1-2)", "here"]
+    assert "first 3 subjects" in dev.loc["probing subjects", "here"]
 
 
 def test_recalibrate_batchnorm_sets_exact_population_statistics():
@@ -406,12 +406,13 @@ def test_recalibrate_batchnorm_sets_exact_population_statistics():
 # ---------------------------------------------------------------------------------------------
 
 
-def test_ci_verdict_is_three_way():
-    assert dh.ci_verdict((0.5, 0.4, 0.6), (0.2, 0.1, 0.3)) == "yes"
-    assert dh.ci_verdict((0.2, 0.1, 0.3), (0.5, 0.4, 0.6)) == "no"
-    assert dh.ci_verdict((0.5, 0.3, 0.6), (0.4, 0.2, 0.45)) == "undecided"  # intervals overlap
-    assert dh.ci_verdict((0.2, 0.1, 0.3), (0.5, 0.4, 0.6), greater=False) == "yes"
-    assert dh.ci_verdict((np.nan, 0.1, 0.3), (0.5, 0.4, 0.6)) == "undecided"
+def test_layer_claim_verdict_is_three_way():
+    assert dh.layer_claim_verdict((0.5, 0.4, 0.6), (0.2, 0.1, 0.3)) == "yes"
+    assert dh.layer_claim_verdict((0.2, 0.1, 0.3), (0.5, 0.4, 0.6)) == "no"
+    assert dh.layer_claim_verdict((0.5, 0.3, 0.6), (0.4, 0.2, 0.45)) == "undecided"  # intervals overlap
+    assert dh.layer_claim_verdict((0.2, 0.1, 0.3), (0.5, 0.4, 0.6), greater=False) == "yes"
+    assert dh.layer_claim_verdict((0.5, 0.4, 0.6), (0.2, 0.1, 0.3), greater=False) == "no"
+    assert dh.layer_claim_verdict((np.nan, 0.1, 0.3), (0.5, 0.4, 0.6)) == "undecided"
 
 
 def test_fisher_ci_and_u_shape_test():
@@ -493,7 +494,7 @@ def test_region_masks_cover_the_landmark_boxes():
     landmarks[17:27] = [10, 10]
     landmarks[36:48] = [20, 14]
     landmarks[48:68] = [24, 36]
-    masks = dh._region_masks(landmarks, 48, pad=2.0)
+    masks = region_masks(landmarks, 48, pad=2.0)
     brows = masks["brows and eyes"]
     ys, xs = np.nonzero(brows)
     assert (xs.min(), xs.max(), ys.min(), ys.max()) == (8, 21, 8, 15)  # pixel centres within [8, 22] x [8, 16]
@@ -538,3 +539,101 @@ def test_gradcam_region_table_on_a_tiny_convnet():
         np.testing.assert_allclose(e, ratio)
         assert ((lo <= e + 1e-9) & (e <= hi + 1e-9)).all()
     assert table["mouth: share of image (%)"].iloc[0] == pytest.approx(100 * 16 * 12 / 48**2)
+
+
+# ---------------------------------------------------------------------------------------------
+# numbers pinned before the move to affectlab.chapters.hierarchy (the move changes no result)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_layer_profile_numbers_are_unchanged_by_the_move():
+    """Computed with ``affectlab.pipelines.dcnn_hierarchy`` before it became this package; the
+    subject resamples now come from ``affectlab.stats.bootstrap_ci(clusters=)`` and must match."""
+    probe, net = planted_probe(), tiny_network()
+    cfg = dh.chapter_config("smoke", bootstrap_resamples=50, reduce_pcs=10)
+    table = dh.layer_profile(dh.layer_codes(net, probe, cfg), probe, net.roles, cfg, seed=3)
+    pinned = {
+        ("pixels", "identity silhouette"): 0.9958801465, ("pixels", "identity silhouette low"): 0.9955862402,
+        ("pixels", "identity silhouette high"): 0.9962958816, ("out", "expression silhouette low"): 0.9067327168,
+        ("expr", "V/A R2 (CV by subject)"): 0.9999352725, ("expr", "V/A R2 low"): 0.9999062854,
+        ("expr", "V/A R2 high"): 0.999960514, ("out", "V/A R2 (CV by subject)"): 0.9864272952,
+        ("out", "V/A R2 low"): 0.9834647959, ("out", "V/A R2 high"): 0.9900844692,
+        ("pixels", "V/A R2 low"): -129261.9721218928, ("pixels", "V/A R2 high"): -50511.0434941104,
+    }
+    for (layer, column), value in pinned.items():
+        assert table.loc[layer, column] == pytest.approx(value, rel=1e-8), (layer, column)
+
+
+def test_student_comparison_numbers_are_unchanged_by_the_move():
+    probe = planted_probe(n_ids=10, n_expr=3)
+    rng = np.random.default_rng(2)
+    va = np.stack([probe.valence, probe.arousal], 1)
+
+    def codes(name, informative_from):
+        pcs = {}
+        for depth, layer in enumerate(("l1", "l2", "l3", "pen")):
+            noise, signal = rng.normal(size=(len(va), 10)), np.zeros((len(va), 10))
+            if depth >= informative_from:
+                signal[:, :2] = va * 2
+            pcs[layer] = (signal + noise).astype(np.float32)
+        return dh.LayerCodes(name, "planted", ("l1", "l2", "l3", "pen"), {k: 10 for k in pcs}, pcs,
+                             {k: np.full(10, 0.1) for k in pcs}, {})
+
+    roles = {v: {"early": "l1", "identity": "l2", "penultimate": "pen", "final": "pen"} for v in ("B0", "B2")}
+    cfg = dh.chapter_config("smoke", bootstrap_resamples=100)
+    with pytest.warns(UserWarning, match="undefined in 31 of 100 resamples"):  # half-max depth needs max > 0
+        table = dh.student_va_comparison({"B0": codes("B0", 3), "B2": codes("B2", 1)}, probe, roles, cfg, seed=1)
+    b2 = table.loc["B2"]
+    assert b2["penultimate V/A R2"] == pytest.approx(0.5251534578302929, rel=1e-10)
+    assert table.loc["B0", "penultimate V/A R2"] == pytest.approx(0.11537173577692655, rel=1e-10)
+    assert (b2["R2 minus B0"], b2["R2 diff low"], b2["R2 diff high"]) == pytest.approx(
+        (0.4097817220533663, -0.03755119922798809, 0.9617600415110175), rel=1e-10)
+    assert (b2["depth minus B0"], b2["depth diff low"], b2["depth diff high"]) == pytest.approx((-2 / 3,) * 3)
+    assert (b2["V/A clearer"], b2["V/A earlier"]) == ("undecided", "yes")
+
+
+def test_probe_students_reads_chapter_01_runs_and_compares_with_b0(tmp_path):
+    from affectlab.models.resnet_student import FERStudent
+
+    torch.manual_seed(0)
+    for name, variant, grid in (("ch01-B0-s0-aaa", "B0", None), ("ch01-B2-s0-bbb", "B2", 5)):
+        fake_student_run(tmp_path, name, variant, grid=grid, state=FERStudent().state_dict())
+    probe = planted_probe(n_ids=4, n_expr=3)
+    cfg = dh.chapter_config("smoke", bootstrap_resamples=20, reduce_pcs=10)
+    run = resolve_run("smoke", None, 0, "cpu")
+    study = dh.probe_students(probe, cfg, run, runs_dir=tmp_path)
+    assert list(study.runs["variant"]) == ["B0", "B2"] and set(study.profiles) == {"B0", "B2"}
+    assert list(study.profiles["B0"].index) == list(dh.load_student(study.runs.iloc[0]).layers)
+    assert list(study.comparison.index) == ["B0", "B2"]
+    assert "**B2 vs B0**" in dh.student_findings(study, probe.n_subjects)
+    empty = dh.probe_students(probe, cfg, run, runs_dir=tmp_path / "none")
+    assert empty.comparison is None and "Skipped" in dh.student_findings(empty, probe.n_subjects)
+
+
+def test_what_we_learned_records_every_number_it_states(tmp_path):
+    probe, net = planted_probe(), tiny_network()
+    net.roles["penultimate"] = "expr"
+    cfg = dh.chapter_config("smoke", bootstrap_resamples=20, reduce_pcs=10)
+    probes = {"kdef_gen": dataclasses.replace(probe, key="kdef_gen"), "disfa_gen": dataclasses.replace(probe, key="disfa_gen")}
+    nets = {"NN2": dataclasses.replace(net, name="NN2")}
+    codes, profiles = dh.probe_networks(nets, probes, cfg, seed=0)
+    roles = {"NN2": net.roles}
+    study4 = {"NN2": dh.study4_penultimate(nets["NN2"], codes[("NN2", "kdef_gen")], probes["kdef_gen"])}
+    nn3_like = dataclass_copy(codes[("NN2", "disfa_gen")], {"dropout_4": codes[("NN2", "disfa_gen")].raw["expr"]})
+    study2 = dh.study2_identity_dominance(probes["disfa_gen"], nn3_like, cfg)
+    verdicts = pd.DataFrame()
+    verdicts.attrs["learned"] = {}
+    results = ResultsRecorder("02_dcnn_hierarchy", profile="smoke", seed=0, data="generated: test", out_dir=tmp_path)
+    text = dh.what_we_learned(results, profiles, roles, probes, study2, study4, verdicts)
+    stored = read_results(tmp_path / "02_dcnn_hierarchy.results.json")["numbers"]
+    early = stored["nn2.kdef_like.identity_silhouette.early"]
+    row = profiles[("NN2", "kdef_gen")].loc["pixels"]
+    assert early["value"] == pytest.approx(row["identity silhouette"])
+    assert early["ci"] == pytest.approx([row["identity silhouette low"], row["identity silhouette high"]])
+    assert early["n"] == len(probe.faces) and early["source"] == probe.faces.source
+    assert f"identity silhouette {row['identity silhouette']:.2f} [" in text
+    for key in ("nn2.disfa_like.expression_silhouette.late", "nn2.kdef_like.va_r2.late", "nn2.kdef_like.r_pc1_valence",
+                "nn2.kdef_like.accuracy", "pixels.disfa_like.identity_silhouette.pca10"):
+        assert key in stored, key
+    assert stored["nn2.kdef_like.va_r2.late"]["value"] == pytest.approx(
+        profiles[("NN2", "kdef_gen")].loc["expr", "V/A R2 (CV by subject)"])

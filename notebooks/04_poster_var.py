@@ -44,12 +44,14 @@ import time
 import pandas as pd
 from IPython.display import display
 
+from affectlab.chapters import poster_var as pv
 from affectlab.config import resolve_run
-from affectlab.pipelines import poster_var as pv
+from affectlab.reporting import ResultsRecorder
 
 chapter_start = time.perf_counter()
 run = resolve_run(PROFILE, DATA_ROOT or None, SEED, DEVICE)
 cfg = pv.chapter_config(run.profile)
+results = ResultsRecorder("04_poster_var", profile=run.profile, seed=run.seed, data=run.data_label)
 pd.set_option("display.max_colwidth", 120)
 
 # %% [markdown]
@@ -295,7 +297,9 @@ pv.sigma_summary(result)
 # %% [markdown]
 # ## What we learned
 #
-# The statements below are computed from this run's numbers. How to read them:
+# The statements below are computed from this run's numbers; each headline number is recorded with
+# its interval, unit, test-set size and data source in `04_poster_var.results.json` beside this
+# chapter, the file the book's first page reads. How to read them:
 #
 # - An ablation difference whose interval includes zero is not evidence for or against the paper's
 #   claim. The paper's differences are 0.04 to 0.27 percentage points on FER+, from one run per row
@@ -310,7 +314,7 @@ pv.sigma_summary(result)
 #   unless one samples.
 
 # %%
-for statement in pv.findings(result, calibration, landmarks=landmarks, gradcam=gradcam, trunk=trunk):
+for statement in pv.findings(result, calibration, results, landmarks=landmarks, gradcam=gradcam, trunk=trunk):
     print("-", statement)
 print(f"\nChapter time: {(time.perf_counter() - chapter_start) / 60:.1f} min (profile {run.profile}).")
 

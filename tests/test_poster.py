@@ -452,3 +452,16 @@ def test_vich_loss_soft_targets_and_optional_kl() -> None:
         vich_loss({"logits": logits}, hard, kl_weight=0.1)
     with pytest.raises(ValueError, match="target"):
         vich_loss(out, torch.rand(4, 7))
+
+
+def test_vich_loss_soft_targets_use_the_shared_soft_target_ce() -> None:
+    """One soft-target cross-entropy in the library (affectlab.losses); vich_loss delegates to it, so
+    vote rows that do not sum to 1 (e.g. unknown / not-a-face votes left in a /10 denominator) are
+    refused with the shared check's message instead of silently down-weighting the row."""
+    from affectlab.losses import soft_target_ce
+
+    logits = torch.randn(3, 8, generator=torch.Generator().manual_seed(2))
+    votes = torch.softmax(torch.randn(3, 8, generator=torch.Generator().manual_seed(3)), dim=1)
+    assert torch.equal(vich_loss({"logits": logits}, votes), soft_target_ce(logits, votes))
+    with pytest.raises(ValueError, match="sum to 1"):
+        vich_loss({"logits": logits}, votes * 0.8)

@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from affectlab.config import ConfigError
+from affectlab.losses import soft_target_ce
 from affectlab.models.ir50 import IR50, IR50_CHANNELS, scale_channels
 from affectlab.models.mobilefacenet import MOBILEFACENET_INPUT_SIZE, MobileFaceNet
 
@@ -612,14 +613,16 @@ def gaussian_kl_to_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> to
 def vich_loss(output: Mapping[str, torch.Tensor], target: torch.Tensor, kl_weight: float = 0.0) -> torch.Tensor:
     """Cross-entropy of ``output['logits']`` (+ ``kl_weight`` x KL to N(0, I) when the model has VICH).
 
-    ``target`` is either class indices (B,) or a probability distribution (B, C), e.g. FERPlus votes / 10.
-    ``kl_weight = 0`` is the published training code; the paper's text says "CE + KL".
+    ``target`` is either class indices (B,) or a probability distribution (B, C) whose rows sum to 1,
+    e.g. the FERPlus votes over the emotions, normalised (the soft-target CE is
+    :func:`affectlab.losses.soft_target_ce`). ``kl_weight = 0`` is the published training code; the
+    paper's text says "CE + KL".
     """
     logits = output["logits"]
     if target.ndim == 1 and not target.is_floating_point():
         loss = F.cross_entropy(logits, target)
     elif target.ndim == 2 and target.shape == logits.shape:
-        loss = -(target * F.log_softmax(logits, dim=-1)).sum(dim=-1).mean()
+        loss = soft_target_ce(logits, target)
     else:
         raise ValueError(
             f"vich_loss: target must be class indices (B,) or probabilities {tuple(logits.shape)}; "

@@ -1,4 +1,4 @@
-"""Chapter 04 pipeline (POSTER-Var): landmark targets from generated faces, data preparation, the
+"""Chapter 04 package (POSTER-Var, ``affectlab.chapters.poster_var``): landmark targets from generated faces, data preparation, the
 ablation runner (one row per config, train-or-load), tables and figures, and the calibration wiring.
 
 The end-to-end fixture trains the four rows at a tiny width on a FERPlus copy written in the real
@@ -15,10 +15,11 @@ from matplotlib.figure import Figure
 
 from affectlab import metrics
 from affectlab.config import ConfigError, resolve_run
+from affectlab.reporting import ResultsRecorder, read_results
 from affectlab.data.generate.faces import generate_faces
 from affectlab.data.sets import FaceSet
 from affectlab.models.poster import ABLATION_ROWS, VICHead, vich_loss
-from affectlab.pipelines import poster_var as pv
+from affectlab.chapters import poster_var as pv
 from affectlab.train import TensorData, model_outputs, task_loss
 
 from fixtures_faces import ferplus_rows, install_manifests, make_ferplus_png, make_rafdb
@@ -131,13 +132,14 @@ def test_nme_is_point_error_over_outer_eye_distance() -> None:
 # ---- data preparation ------------------------------------------------------------------------
 
 
-def test_stratified_subset_keeps_class_proportions_and_is_deterministic() -> None:
+def test_stratified_faces_keep_class_proportions_and_are_deterministic() -> None:
     faces = _faces([0] * 60 + [1] * 30 + [2] * 10)
-    part = pv.stratified_subset(faces, 10, seed=4)
+    part = pv.stratified_faces(faces, 10, seed=4)  # affectlab.sampling.stratified_indices
     assert torch.bincount(part.labels).tolist() == [6, 3, 1]
-    assert part.meta["file_names"] == pv.stratified_subset(faces, 10, seed=4).meta["file_names"]
-    assert part.meta["file_names"] != pv.stratified_subset(faces, 10, seed=5).meta["file_names"]
-    assert pv.stratified_subset(faces, None, seed=0) is faces and pv.stratified_subset(faces, 500, 0) is faces
+    assert part.meta["file_names"] == pv.stratified_faces(faces, 10, seed=4).meta["file_names"]
+    assert part.meta["file_names"] != pv.stratified_faces(faces, 10, seed=5).meta["file_names"]
+    assert pv.stratified_faces(faces, None, seed=0).meta["file_names"] == faces.meta["file_names"]
+    assert len(pv.stratified_faces(faces, 500, 0)) == len(faces)
 
 
 def test_classes_absent_from_training_are_dropped_and_votes_renormalised() -> None:
@@ -275,7 +277,7 @@ def test_expression_distributions_use_mu_and_sigma_of_the_vich_head(trained) -> 
     assert "fer0" in fig.axes[0].get_title()  # named by file, no face shown
 
 
-def test_calibration_comparison_wiring(trained) -> None:
+def test_calibration_comparison_wiring(trained, tmp_path) -> None:
     result, cfg = trained["result"], trained["cfg"]
     calibration = pv.calibration_comparison(result)
     keys = list(calibration.probabilities)
@@ -300,16 +302,33 @@ def test_calibration_comparison_wiring(trained) -> None:
     assert calibration.main_keys() == [("full", "mu only (deployed)"), ("full", mc), ("baseline", "linear head")]
     assert all(isinstance(f, Figure) for f in calibration.diagrams())
     assert list(pv.sigma_summary(result).index) == [pv.ROW_LABELS["full"], pv.ROW_LABELS["w/o layer emb."]]
-    statements = pv.findings(result, calibration, landmarks=trained["landmarks"], trunk=trained["trunk"])
+    results = ResultsRecorder("04_poster_var", profile="smoke", seed=0, data="test fixture", out_dir=tmp_path)
+    statements = pv.findings(result, calibration, results, landmarks=trained["landmarks"], trunk=trained["trunk"])
     assert any("majority-class rate" in s for s in statements)
     assert statements[-1] == pv.neurogaze_vich_statement() and "FERStudent" in statements[-1]
     assert any("ECE" in s for s in statements) and any("pp" in s for s in statements)
     assert statements[0].startswith("Landmark branch: NME")
+    # every headline number in the text is the number in 04_poster_var.results.json
+    recorded = read_results(tmp_path / "04_poster_var.results.json")["numbers"]
+    for row in ("poster_var", "no_layer_embedding", "no_vich", "poster_pp"):
+        assert {f"{row}.test.accuracy", f"{row}.test.macro_f1", f"{row}.test.ece", f"inference_ms.{row}"} <= set(recorded)
+    for key in ("trunk.test.accuracy", "majority.test.accuracy", "diff.poster_var_vs_no_vich.test.accuracy",
+                "landmarks.test.nme"):
+        assert key in recorded, key
+    assert recorded["poster_var.test.accuracy"]["value"] == pytest.approx(100 * full.accuracy)
+    assert recorded["poster_var.test.accuracy"]["paper"] == 91.89 and recorded["poster_var.test.accuracy"]["n"] == len(full.labels)
+    no_vi = result.get("ferplus", "w/o VI")
+    assert recorded["diff.poster_var_vs_no_vich.test.accuracy"]["value"] == pytest.approx(100 * (full.accuracy - no_vi.accuracy))
+    assert recorded["poster_pp.test.ece"]["value"] == pytest.approx(
+        metrics.expected_calibration_error(base_probs, base.labels.numpy()), abs=1e-9)
+    text = results.record("poster_var.test.accuracy", **{k: recorded["poster_var.test.accuracy"][k] for k in ("value", "ci", "unit")})
+    assert any(text in s for s in statements)
     deviations = pv.deviations_frame(cfg, trained["run"], trained["data"])
-    assert "no KL term" in deviations.loc["loss", "this run"]
+    assert list(deviations.columns) == ["paper", "here", "why"] and deviations["why"].str.len().min() > 0
+    assert "no KL term" in deviations.loc["loss", "here"]
     # the input row is computed from the stored images (the fixture writes 48 px greyscale PNGs)
     side = trained["data"]["ferplus"].train.images.shape[-1]
-    assert deviations.loc["input", "this run"].startswith(f"FERPlus: {side} x {side} px greyscale")
+    assert deviations.loc["input", "here"].startswith(f"FERPlus: {side} x {side} px greyscale")
     assert "3.5e-6" in deviations.loc["optimiser", "paper"]
 
 
@@ -442,9 +461,10 @@ def test_every_row_starts_from_the_pretrained_trunk(trained) -> None:
     assert pv.pretrain_image_trunk(trained["data"]["ferplus"], pv.chapter_config("smoke", trunk_epochs=0), trained["run"]) is None
     assert "accuracy (%)" in trunk.table(n_bootstrap=20).columns
     splits = trained["data"]["ferplus"]
-    name, rate = pv.majority_rate(splits)
+    majority, rate = splits.majority_class()
     counts = np.bincount(splits.train.labels.numpy(), minlength=len(splits.class_names))
-    assert name == splits.class_names[int(counts.argmax())]
+    assert majority == int(counts.argmax())
+    name = splits.class_names[majority]
     assert rate == pytest.approx(100 * float(np.mean(splits.test.labels.numpy() == counts.argmax())))
     assert pv.trunk_frame(trunk, splits, n_bootstrap=20)[f"majority class '{name}' (%)"].iloc[0] == round(rate, 2)
     assert all(r.fit.loaded_from_cache for r in trained["again"].runs)
@@ -465,7 +485,7 @@ def test_frozen_trunk_stays_the_pretrained_trunk_after_row_training(trained) -> 
     tuned = pv.build_row_model(config, landmarks, seed=0, trunk=trunk, freeze_trunk=False)
     assert not tuned.image_backbone_frozen and all(p.requires_grad for p in tuned.image_backbone.parameters())
     frame = pv.deviations_frame(cfg, trained["run"], trained["data"])
-    assert "frozen" in frame.loc["image backbone in the rows", "this run"]
+    assert "frozen" in frame.loc["image backbone in the rows", "here"]
     for bad in (dict(freeze_trunk=1), dict(trunk_warmup_epochs=-0.5), dict(trunk_warmup_epochs=1.0),
                 dict(trunk_crop_padding=-1)):
         with pytest.raises(ConfigError, match=next(iter(bad))):

@@ -177,7 +177,8 @@ plots.electrode_layout_figure(
 # %% [markdown]
 # Per subject, each electrode's band power is z-scored and each band min-max scaled (the
 # NeuroGaze-Distill recipe, Sec. 3.1); the maps below average the normalised power over trials with
-# positive and with negative valence, and show their difference.
+# positive and with negative valence, and show their difference. Scalp maps in this book are drawn
+# as MNE draws them: nose up, the subject's left on the left, electrodes as dots.
 
 # %%
 normalised = topomap.normalize_per_subject(deap.data, deap.subject)
@@ -186,8 +187,9 @@ rows = np.stack([normalised[positive].mean(0), normalised[~positive].mean(0)])
 maps = topomap.topomaps_from_band_power(rows, deap.ch_names, size=48, montage=deap.montage)
 difference = maps.maps[0] - maps.maps[1]
 plots.topomap_grid_figure(
-    difference[None], deap.bands, ["positive - negative"], mask=maps.mask,
+    {"positive - negative": difference}, deap.bands, maps.mask,
     title=f"DEAP: band power, positive minus negative valence trials ({deap.source})",
+    ch_names=deap.ch_names, montage=deap.montage, scales=["symmetric"],
     colorbar_label="Difference of normalised power (a.u.)",
 )
 
@@ -208,8 +210,9 @@ names = [raw.ch_names[i] for i in eeg_channels]
 power = topomap.band_power_welch(raw.data[:, eeg_channels], raw.sfreq)
 raw_maps = topomap.topomaps_from_band_power(power, names, size=48, montage=raw.montage)
 plots.topomap_grid_figure(
-    raw_maps.maps, list(topomap.PAPER_BANDS), ["log power"], mask=raw_maps.mask, cmap="viridis",
+    {"log power": raw_maps.maps[0]}, list(topomap.PAPER_BANDS), raw_maps.mask, cmap="viridis",
     title=f"Welch band power of the raw recording ({raw.source})",
+    ch_names=names, montage=raw.montage,
     colorbar_label="ln power (ln \u00b5V\u00b2/Hz)",
 )
 

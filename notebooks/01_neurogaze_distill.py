@@ -37,7 +37,8 @@
 # tables below name the source of every set. Every training goes through the project trainer
 # (train-or-load). Our numbers sit beside the paper's, with majority-class and chance rates. On
 # generated faces with known V/A the chapter also checks whether Proto-KD makes student features follow
-# V/A. All code lives in `affectlab.pipelines.neurogaze`; this page only calls it.
+# V/A. All code lives in `affectlab.chapters.neurogaze`; this page only calls it. The headline numbers
+# are recorded in `01_neurogaze_distill.results.json` beside the executed chapter.
 
 # %% tags=["parameters"]
 PROFILE = "quick"
@@ -53,11 +54,13 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from affectlab import plots
+from affectlab.chapters import neurogaze as ng
 from affectlab.config import resolve_run
-from affectlab.pipelines import neurogaze as ng
+from affectlab.reporting import ResultsRecorder
 
 run = resolve_run(PROFILE, DATA_ROOT or None, SEED, DEVICE)
 cfg = ng.chapter_config(run.profile)
+results = ResultsRecorder(ng.CHAPTER, profile=run.profile, seed=run.seed, data=run.data_label)
 started = time.perf_counter()
 phase_start = {"setup": started}  # wall-clock start of each phase, reported at the end
 pd.DataFrame(
@@ -95,16 +98,18 @@ display(Markdown("\n".join(f"- {a}" for a in teacher_data.assumptions)))
 
 # %% [markdown]
 # Each row below is the mean normalised map of the trials with positive or with negative valence
-# target, plus their difference. Nose up, the subject's left on the left.
+# target, plus their difference. Drawn as MNE draws scalp maps: nose up, the subject's left on the
+# left, dots at the electrodes.
 
 # %%
 for name in dict.fromkeys(teacher_data.dataset.tolist()):
     info = teacher_data.info.set_index("dataset").loc[name]
-    display(ng.topomap_grid_figure(
-        ng.valence_contrast_maps(teacher_data, name), teacher_data.mask, teacher_data.bands,
+    display(plots.topomap_grid_figure(
+        ng.valence_contrast_maps(teacher_data, name), teacher_data.bands, teacher_data.mask,
         title=f"Fig. 3 ({name}): per-subject normalised band power, {info['trials']} trials, "
               f"{info['subjects']} subjects; {ng.short_source(info['source'])}",
-        scales=["shared", "shared", "symmetric"], colorbar_label="normalised power (0-1); difference",
+        ch_names=teacher_data.ch_names, scales=["shared", "shared", "symmetric"],
+        colorbar_label="normalised power (0-1); difference",
     ))
 
 # %% [markdown]
@@ -114,9 +119,9 @@ for name in dict.fromkeys(teacher_data.dataset.tolist()):
 
 # %%
 raw_maps, raw_mask, raw_bands, raw_source = ng.raw_eeg_topomaps(run, size=cfg.topomap_size)
-ng.topomap_grid_figure({"log power": raw_maps}, raw_mask, raw_bands,
-                       title=f"Fig. 3 (raw EEG): Welch log band power, {ng.short_source(raw_source)}",
-                       colorbar_label="ln power (ln uV^2)", cmap="viridis")
+plots.topomap_grid_figure({"log power": raw_maps}, raw_bands, raw_mask,
+                          title=f"Fig. 3 (raw EEG): Welch log band power, {ng.short_source(raw_source)}",
+                          colorbar_label="ln power (ln uV^2)", cmap="viridis")
 
 # %% [markdown]
 # ## Valence/arousal targets
@@ -220,18 +225,7 @@ pd.DataFrame({"class weight": faces.class_weights}, index=list(counts.columns[:8
 
 # %%
 students = ng.train_students(faces, banks, cfg, run)
-all_runs = {**{f"{v} seed {s}": r for (v, s), r in students.runs.items()},
-            **{f"B3 candidate {k}": r for k, r in students.dgeo_runs.items()},
-            **{f"B2 {g}x{g} bank seed {s}": r for (g, s), r in students.ablation.items()},
-            **{f"B0 seed {s} (run-to-run)": r for s, r in students.noise.items()}}
-unique_runs = {}
-for label, r in all_runs.items():
-    unique_runs.setdefault(r.run_dir, (label, r))
-pd.DataFrame(
-    [{"run": label, "loaded from cache": r.loaded_from_cache, "best epoch": r.best_epoch,
-      "val macro-F1 (%)": 100 * r.best_value, "minutes": r.history["seconds"].sum() / 60}
-     for label, r in unique_runs.values()]
-).set_index("run")
+students.runs_table()
 
 # %% [markdown]
 # D-Geo candidates, scored on FERPlus validation (B3, first seed). The chosen row is the B3 run used
@@ -362,12 +356,7 @@ probe
 
 # %%
 display(probe_result.delta)
-bank_ccc = teacher_table[teacher_table["validation set"] == "all"]["CCC"].mean()
-display(Markdown(
-    f"**Verdict:** {probe_result.verdict} This tests *this* bank: its teacher reached a mean V/A CCC of "
-    f"{bank_ccc:.3f} on held-out subjects ({'real EEG' if run.data_root is not None else 'generated EEG'}), "
-    + ("so its prototypes carry little V/A structure to transfer; a null result here says little about a bank "
-       "from a strong teacher." if bank_ccc < 0.3 else "so its prototypes do carry V/A structure.")))
+display(Markdown(ng.probe_verdict_text(probe_result, teacher_table, run)))
 
 # %%
 plots.bar_with_ci(probe, x="target", y="R2", low="low", high="high", hue="variant",
@@ -400,139 +389,22 @@ artifacts
 # %% [markdown]
 # ## What we learned
 #
-# Every sentence below is computed from this run's numbers.
+# Every sentence below is computed from this run's numbers. The headline numbers (each with its CI,
+# n, seeds and data source) are recorded in `01_neurogaze_distill.results.json`; the paired
+# differences compare two variants on the same test images.
 
 # %%
-def pct(m):
-    return f"{100 * m['mean']:.1f}% [{100 * m['low']:.1f}, {100 * m['high']:.1f}]"
-
-
-def overlaps(a, b):
-    return not (a["low"] > b["high"] or b["low"] > a["high"])
-
-
-ccc_all = teacher_table[teacher_table["validation set"] == "all"].set_index("axis")
-ccc_weak = bool(((ccc_all["CI low"] <= 0) | (ccc_all["CCC"] < 0.2)).all())
-b0, b3 = raw3["B0"]["macro_f1"], raw3["B3"]["macro_f1"]
-b0_acc = raw3["B0"]["accuracy"]["mean"]
-majority = raw3["_baselines"]["majority"]
-majority_name = ng.FERPLUS_CLASSES[majority["class"]]
-b1_log = students.runs[("B1", students.seeds[0])].history
-kd_share = float(b1_log["kd"].mean() / b1_log["loss"].mean())
-noise_f1 = [abs(100 * (r["macro_f1"]["mean"] - b0["mean"])) for r in raw3["_noise"].values()]
-candidate_scores = 100 * students.dgeo_selection["val macro-F1 (best epoch)"]
-ck = raw2["ckplus"]
-ck_acc, ck_base = ck["present_only"]["accuracy"], ck["baselines"]["present-only"]
-ck_above = ck_acc["low"] > max(ck_base["majority"]["accuracy"], ck_base["chance"]["accuracy"])
-
-lines = [
-    f"- **Teacher.** On held-out subjects the EEG teacher reaches CCC {ccc_all.loc['valence', 'CCC']:.3f} "
-    f"{ccc_all.loc['valence', 'CCC 95% CI']} (valence) and {ccc_all.loc['arousal', 'CCC']:.3f} "
-    f"{ccc_all.loc['arousal', 'CCC 95% CI']} (arousal), subjects resampled. "
-    + ("This is weak (CI reaching 0 or CCC below 0.2 on both axes), so the bank's prototypes carry little "
-       "V/A information: the paper's \"teacher dependence\" limitation, here measured."
-       if ccc_weak else "At least one axis is decoded clearly above zero, so the prototypes carry some V/A information."),
-    f"- **Coverage.** The teacher's validation V/A targets fill {int((banks.main['coverage'] > 0).sum())} of "
-    f"{banks.main['coverage'].size} cells of the {banks.main['grid']}x{banks.main['grid']} grid and "
-    f"{int((banks.ablation['coverage'] > 0).sum())} of {banks.ablation['coverage'].size} of the "
-    f"{banks.ablation['grid']}x{banks.ablation['grid']} grid; the other cells copy a neighbour.",
-    f"- **Against the floor.** B0 reaches {100 * b0_acc:.1f}% test accuracy; always answering "
-    f"\"{majority_name}\" gives {100 * majority['accuracy']:.1f}% and uniform guessing 12.5%. "
-    + (f"B0's macro-F1 {pct(b0)} is above the majority rule's {100 * majority['macro_f1']:.1f}%, so the "
-       "students learned more than the class prior." if b0["low"] > majority["macro_f1"]
-       else f"B0's macro-F1 {pct(b0)} does not clear the majority rule's {100 * majority['macro_f1']:.1f}%: at this "
-            "budget the student has learned little beyond the class prior."),
-    f"- **Ablation.** On the FERPlus test split ({run.data_label}), macro-F1 goes from {pct(b0)} (B0) to "
-    f"{pct(b3)} (B3); the intervals "
-    + ("overlap: at this budget the added loss terms do not separate from CE alone." if overlaps(b0, b3)
-       else ("do not overlap" + (", but" if noise_f1 and max(noise_f1) >= abs(100 * (b3['mean'] - b0['mean']))
-                                 else ",") + " compare with the run-to-run spread below.")),
-    (f"  Rerunning B0 with another seed moves its macro-F1 by {max(noise_f1):.1f} points; the B3 - B0 "
-     f"difference is {100 * (b3['mean'] - b0['mean']):+.1f} points, "
-     + ("within that spread, so it is not evidence for the method." if abs(100 * (b3['mean'] - b0['mean'])) <= max(noise_f1)
-        else "larger than that one rerun moved B0.") if noise_f1 else
-     "  The CIs cover test sampling only, not run-to-run variation (one seed)."),
-    (f"  The {len(candidate_scores)} D-Geo candidate runs span {candidate_scores.max() - candidate_scores.min():.1f} "
-     "points of validation macro-F1." if len(candidate_scores) > 1 else ""),
-    f"  The paper reports 51.3% to 64.7% on validation after 100 epochs on all data.",
-    f"- **KD.** The weighted KD term ({cfg.kd_kind}, weight {cfg.kd_weight}, T = {cfg.kd_temperature:g}) is "
-    f"{100 * kd_share:.2g}% of B1's training loss, "
-    + ("so at these settings it hardly moves the student." if kd_share < 0.01
-       else "a real share of the objective, so B1 differs from B0 by more than noise in the loss."),
-    f"- **Cross-dataset.** On CK+, B3's present-only accuracy is {pct(ck_acc)} (paper: 64.93%), against "
-    f"{100 * ck_base['majority']['accuracy']:.1f}% for the majority class and {100 * ck_base['chance']['accuracy']:.1f}% "
-    "for chance: " + ("above both." if ck_above else "not clearly above them."),
-    f"- **Known ground truth.** {probe_result.verdict}",
-]
-display(Markdown("\n".join(line for line in lines if line)))
+recorded = ng.record_headline_numbers(results, teacher_table, raw3, raw2, probe_result, students, faces, cfg, run)
+display(Markdown(ng.findings(recorded, teacher_table, banks, raw3, raw2, students, probe_result, cfg, run)))
 
 # %% [markdown]
 # ## Deviations from the paper
 #
-# The list is built from this run's configuration, so it states what this profile did.
+# The table is built from this run's configuration, so it states what this profile did.
 
 # %%
-steps_per_epoch = -(-len(faces.train) // cfg.batch_size)
-if cfg.steps_per_epoch:
-    steps_per_epoch = min(steps_per_epoch, cfg.steps_per_epoch)
-train_share = pd.Series(faces.train.class_counts()) / len(faces.train)
-test_share = pd.Series(faces.test.class_counts()) / len(faces.test)
-final_side = -(-cfg.image_size // 32)  # ResNet stem (stride 4) and three stride-2 stages
-alpha_text = (f"tried on FERPlus validation as {list(cfg.dgeo_alpha_candidates)} at the best (sigma_max, m)"
-              if cfg.dgeo_alpha_candidates else
-              "fixed at alpha_var = alpha_mar = 1 in this profile (not tuned; the paper profile tries two alternatives)")
-start, end = cfg.geo_window()
-deviations = [
-    "**Teacher data**: DEAP and MAHNOB-HCI band-power features (theta, slow alpha, alpha, beta, gamma; electrode "
-    "order assumed to be DEAP's) instead of DREAMER signals with delta. V/A targets come from binary labels (DEAP, "
-    f"+-{cfg.deap_binary_level:g}) and category circumplex points (MAHNOB-HCI) instead of self-reports. MAHNOB-HCI is "
-    "used *with* its labels, where the paper uses it \"unlabelled\" for stability.",
-    f"**Teacher network**: the paper says only \"CNN/ViT\". Ours is a 3-block CNN (`TopomapVATeacher`) with a 256-D "
-    f"penultimate layer, AdamW (lr {cfg.teacher_lr:g}), MSE, best-CCC checkpoint, {cfg.teacher_epochs} epoch(s).",
-    ("**Vision KD teacher**: unnamed in the paper. Here it is the first-seed B0 student (same architecture trained "
-     "with CE: self-distillation), which saves a training run." if cfg.vision_teacher == "b0" else
-     f"**Vision KD teacher**: unnamed in the paper. Here a separate {cfg.vision_teacher_arch} trained on the FERPlus "
-     "vote distributions.")
-    + (" Its logits are cached from the un-augmented images, not recomputed on each augmented batch (Algorithm 2 "
-       "line 6)." if cfg.kd_source == "cached" else " Its logits are computed live on each augmented batch."),
-    {"mse_logits": "**Logit KD reading**: the released configuration says \"MSE, weight 0.30, T = 5\". We read it as the "
-                   "MSE between temperature-scaled logits, mean (z_s/T - z_t/T)^2 (logit matching, the high-T limit of "
-                   "Hinton's T^2 KL). The other reading, the MSE between softmax(z/T) distributions, is selectable "
-                   "(`kd_kind=\"mse_probs\"`); at T = 5 both softened 8-class distributions are close to uniform, so "
-                   "that term is one to several orders of magnitude smaller and, at weight 0.30, nearly inert.",
-     "mse_probs": "**Logit KD reading**: MSE between softmax(z/T) distributions (the literal \"MSE at T\"); the logit-MSE "
-                  "reading is selectable (`kd_kind=\"mse_logits\"`).",
-     "kl": "**Logit KD**: Hinton's T^2 KL instead of the released configuration's MSE."}[cfg.kd_kind]
-    + f" Measured here: the weighted KD term is {100 * kd_share:.2g}% of B1's training loss.",
-    f"**\"Full (T = 1)\"**: the paper does not say which temperature T = 1 refers to; we read it as the KD "
-    f"temperature (Full = B3 with T = {cfg.full_kd_temperature:g} instead of {cfg.kd_temperature:g}).",
-    f"**D-Geo internals** (sigma_max, margin, alpha_var, alpha_mar) are unpublished. (sigma_max, m) are chosen from "
-    f"{len(cfg.dgeo_candidates)} candidate(s) on FERPlus validation; alpha is {alpha_text}. Chosen: {students.dgeo.label}. "
-    f"The late window 20 -> 60 of the paper's {cfg.geo_paper_epochs}-epoch A3_full run is scaled to epochs "
-    f"{start:g} -> {end:g} of our {cfg.epochs}, advanced per optimiser step; after the window the full weight is held.",
-    f"**Students**: trained from scratch (no ImageNet weights here), greyscale input at {cfg.image_size} px "
-    f"(FERPlus is 48 px; the paper evaluates at 224 px), FERPlus majority-vote labels. The standard ImageNet ResNet "
-    f"stem is kept, so at {cfg.image_size} px the last stage works on a {final_side}x{final_side} map (7x7 at 224 px). "
-    "The linear head sees 16 f instead of f (a fixed rescaling of the unit-norm feature, see `FERStudent`; the "
-    "function class is unchanged). " + ("Channels-last memory format on." if cfg.channels_last else
-                                         "Channels-last memory format off (the paper's configuration has it on; it "
-                                         "changes speed, not results). ") + "No AMP on this CPU.",
-    f"**Mild class weights**: (N / (K n_c))^{cfg.class_weight_power:g}, normalised to mean 1; the paper gives no exponent.",
-    "**Loss reduction**: every loss averages over the batch where Algorithm 2 writes sums; the difference is the "
-    "constant batch size, which the weights absorb.",
-    f"**Budget** ({cfg.profile} profile): {len(faces.train):,} FERPlus training images (at most "
-    f"{cfg.train_per_class or 'all'} per class), {len(faces.val)} validation images, {cfg.epochs} epoch(s) of "
-    f"{steps_per_epoch} steps = {steps_per_epoch * cfg.epochs:,} optimiser steps (the paper: 28,558 images / batch 128 "
-    f"x 100 epochs, about 22,000), learning rate {cfg.lr:g}, batch {cfg.batch_size} (paper: 2e-4, 128), "
-    f"{len(students.seeds)} seed(s). Training class shares run {100 * train_share.min():.0f}-"
-    f"{100 * train_share.max():.0f}% (class cap), test class shares {100 * test_share.min():.0f}-"
-    f"{100 * test_share.max():.0f}%"
-    + (", so the training balance differs from the test distribution."
-       if abs(train_share - test_share).max() > 0.05 else "."),
-    "**Table 3 split**: ours on FERPlus test (validation chose the models); the paper's on validation.",
-    "**AffectNet-mini**: the paper's reduced split is unpublished, so Table 2 has it only when the data root holds a copy.",
-]
-display(Markdown("\n".join(f"- {d}" for d in deviations)))
+with pd.option_context("display.max_colwidth", None):
+    display(ng.deviations(faces, students, cfg))
 
 # %%
 phase_start["end"] = time.perf_counter()

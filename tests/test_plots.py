@@ -111,10 +111,12 @@ def test_data_chapter_figures_have_titles_and_labels():
     fig = plots.electrode_layout_figure(np.array([[0.0, 0.05], [0.02, -0.03]]), ["Fz", "Pz"], 0.095)
     assert {t.get_text() for t in fig.axes[0].texts} == {"Fz", "Pz"}
     maps = np.random.default_rng(0).normal(size=(2, 3, 8, 8))
-    fig = plots.topomap_grid_figure(maps, ["theta", "alpha", "beta"], ["s1", "s2"], mask=np.ones((8, 8)))
+    fig = plots.topomap_grid_figure({"s1": maps[0], "s2": maps[1]}, ["theta", "alpha", "beta"], np.ones((8, 8)))
     assert fig.axes[0].get_title() == "theta" and fig.axes[0].get_ylabel() == "s1"
     with pytest.raises(ValueError, match="maps must be"):
-        plots.topomap_grid_figure(maps, ["theta"], ["s1", "s2"])
+        plots.topomap_grid_figure({"s1": maps[0]}, ["theta"], np.ones((8, 8)))
+    with pytest.raises(ValueError, match="scales"):
+        plots.topomap_grid_figure({"s1": maps[0]}, ["theta", "alpha", "beta"], np.ones((8, 8)), scales=["log"])
     fig = plots.image_grid_figure(np.zeros((3, 1, 4, 4), dtype=np.uint8), ["x", "y", "z"], columns=2)
     assert [ax.get_title() for ax in fig.axes[:3]] == ["x", "y", "z"]
 
@@ -124,3 +126,41 @@ def test_figures_render_as_png_for_notebooks():
 
     fig = plots.image_grid_figure(np.zeros((1, 1, 4, 4), dtype=np.uint8), ["x"], columns=1)
     assert _figure_png(fig)[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_topomap_figure_draws_frontal_electrodes_at_the_top_and_left_on_the_left():
+    """One topomap figure for the book, read as MNE users read it: a map that is high only at the
+    frontal electrodes is red in the top half of the drawn head (nose up), one high only at the
+    left-hemisphere electrodes in the left half; the sensor dots sit where the electrodes are."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from affectlab import topomap
+    from affectlab.data.eeg import DEAP_CHANNELS
+
+    ch = list(DEAP_CHANNELS)
+    frontal = np.array([c.upper().startswith(("FP", "AF", "F")) and not c.upper().startswith("FC") for c in ch])
+    left = np.array([c[-1].isdigit() and int(c[-1]) % 2 == 1 for c in ch])  # odd 10-20 numbers: left
+    rendered = topomap.topomaps_from_band_power(np.stack([frontal, left]).astype(float)[:, None, :], ch, size=32)
+    fig = plots.topomap_grid_figure({"frontal": rendered.maps[0], "left": rendered.maps[1]}, ["power"],
+                                    rendered.mask, title="orientation", ch_names=ch, scales=["own", "own"])
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    rgba = np.asarray(canvas.buffer_rgba()).astype(int)
+    height = rgba.shape[0]
+    red = (rgba[..., 0] > 150) & (rgba[..., 1] < 90) & (rgba[..., 2] < 90)
+    for ax, axis in ((fig.axes[0], 1), (fig.axes[1], 0)):  # the map axes come first, colour bars after
+        x0, y0, x1, y1 = np.asarray(ax.get_window_extent().extents).round().astype(int)
+        box = np.zeros_like(red)
+        box[height - y1:height - y0, x0:x1] = True
+        rows, cols = np.nonzero(red & box)
+        assert len(rows) > 20, "no strongly red pixels drawn in the map"
+        centre_x, centre_y = ax.transData.transform((0.0, 0.0))  # head centre, display pixels (y up)
+        if axis == 1:  # frontal: red pixels above the head centre (image rows grow downwards)
+            assert np.mean(height - rows) > centre_y + 5
+            assert np.mean((height - rows) > centre_y) > 0.9
+        else:  # left hemisphere: red pixels left of the head centre
+            assert np.mean(cols) < centre_x - 5
+    dots = fig.axes[0].collections[0].get_offsets()
+    assert dots.shape == (len(ch), 2)
+    assert dots[ch.index("Fz"), 1] > 0.3 and dots[ch.index("Oz"), 1] < -0.3  # Fz front, Oz back
+    assert dots[ch.index("C3"), 0] < -0.3 and dots[ch.index("C4"), 0] > 0.3  # C3 left, C4 right

@@ -14,18 +14,20 @@ Save with ``fig.savefig(path)``.
 - :func:`bar_with_ci`: a results table as bars with confidence intervals.
 - :func:`class_balance_figure`: images per class for several datasets/splits (data chapter).
 - :func:`electrode_layout_figure`: 2-D electrode positions of a montage, labelled (data chapter).
-- :func:`topomap_grid_figure`: rows of band topomaps (paper 000 Fig. 3).
+- :func:`topomap_grid_figure`: rows of band topomaps, nose up with head outline and sensors, the
+  one topomap figure of the book (paper 000 Fig. 3; chapters 00 and 01).
 - :func:`image_grid_figure`: a labelled grid of greyscale images (generated faces only: research
   datasets' face images are never shown in the book).
 """
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.patches import Circle
 
 from affectlab.metrics import expected_calibration_error, reliability_curve
 
@@ -39,6 +41,7 @@ __all__ = [
     "class_balance_figure",
     "electrode_layout_figure",
     "topomap_grid_figure",
+    "sensor_positions_unit",
     "image_grid_figure",
 ]
 
@@ -358,41 +361,109 @@ def electrode_layout_figure(
     return fig
 
 
+#: Head outline in units of the head radius, as ``mne.viz.plot_topomap`` draws it (its ear and nose
+#: coordinates, given there for a head of radius 0.5, doubled): nose at +y (front), ears at +-x.
+_NOSE_XY = np.array([[-0.18, 0.984], [0.0, 1.15], [0.18, 0.984]])
+_EAR_X = 2 * np.array([0.497, 0.510, 0.518, 0.5299, 0.5419, 0.54, 0.547, 0.532, 0.510, 0.489])
+_EAR_Y = 2 * np.array([0.0555, 0.0775, 0.0783, 0.0746, 0.0555, -0.0055, -0.0932, -0.1313, -0.1384, -0.1199])
+TOPOMAP_SCALES = ("shared", "symmetric", "own")
+
+
+def _draw_head(ax: Any, sensors: np.ndarray | None) -> None:
+    """Head circle (radius 1), nose, ears and, when given, sensor dots on a topomap axes."""
+    theta = np.linspace(0, 2 * np.pi, 200)
+    style = dict(color="black", lw=0.9)
+    ax.plot(np.cos(theta), np.sin(theta), **style)
+    ax.plot(_NOSE_XY[:, 0], _NOSE_XY[:, 1], **style)
+    ax.plot(_EAR_X, _EAR_Y, **style)
+    ax.plot(-_EAR_X, _EAR_Y, **style)
+    if sensors is not None:
+        ax.scatter(sensors[:, 0], sensors[:, 1], s=4, color="black", linewidths=0, zorder=3)
+    ax.set_xlim(-1.2, 1.2)
+    ax.set_ylim(-1.15, 1.25)
+    ax.set_aspect("equal")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+
+
+def sensor_positions_unit(ch_names: Sequence[str], montage: str = "standard_1020") -> np.ndarray:
+    """Electrode positions (n, 2) in the frame of :mod:`affectlab.topomap`'s images: head centre at
+    (0, 0), head-circle radius 1, +y the nose (front), +x the subject's right."""
+    from affectlab import topomap
+
+    pos, sphere = topomap.electrode_positions_2d(ch_names, montage)
+    return (pos - np.asarray(sphere[:2])) / topomap.head_radius(montage)
+
+
 def topomap_grid_figure(
-    maps: Any,
+    rows: Any,
     band_names: Sequence[str],
-    row_labels: Sequence[str],
+    mask: Any,
     title: str = "Topomaps",
-    mask: Any | None = None,
+    *,
+    ch_names: Sequence[str] | None = None,
+    montage: str = "standard_1020",
+    scales: Sequence[str] | None = None,
     cmap: str = "RdBu_r",
     colorbar_label: str = "Band power (normalised, a.u.)",
 ) -> Figure:
-    """A grid of scalp maps: ``maps[row, band]`` is an (H, W) image; pixels outside ``mask`` blank."""
-    arr = np.asarray(maps, dtype=np.float64)
-    if arr.ndim != 4 or arr.shape[:2] != (len(row_labels), len(band_names)):
-        raise ValueError(
-            f"maps must be (rows={len(row_labels)}, bands={len(band_names)}, H, W); got {arr.shape}"
-        )
-    if mask is not None:
-        arr = np.where(np.asarray(mask, dtype=bool), arr, np.nan)
-    vmax = np.nanmax(np.abs(arr)) if np.isfinite(arr).any() else 1.0
-    vmin = -vmax if np.nanmin(arr) < 0 else 0.0
-    rows, cols = arr.shape[:2]
-    fig = Figure(figsize=(1.9 * cols + 1.2, 1.9 * rows + 0.8), layout="constrained")
-    axes = fig.subplots(rows, cols, squeeze=False)
-    image = None
-    for r in range(rows):
-        for c in range(cols):
-            ax = axes[r, c]
-            image = ax.imshow(arr[r, c], origin="lower", cmap=cmap, vmin=vmin, vmax=vmax)
-            ax.set_xticks([])
-            ax.set_yticks([])
+    """The book's topomap figure (paper 000 Fig. 3), drawn as MNE draws scalp maps: one row of band
+    maps per entry of ``rows`` ({label: (bands, H, W)} images from
+    :func:`affectlab.topomap.topomaps_from_band_power`: row 0 the front, column 0 the subject's
+    left), nose up, the subject's left on the left, with the head outline (nose, ears) and, when
+    ``ch_names`` are given, the sensor positions of ``montage`` as dots. Pixels outside ``mask``
+    (the head circle) stay blank.
+
+    ``scales[i]`` sets row i's colour range: "shared" rows share one range (min to max over all
+    of them; the default for every row), "symmetric" rows get their own range symmetric about 0
+    (differences), "own" their own min-max. Every row has a colour bar labelled ``colorbar_label``.
+    """
+    if not isinstance(rows, Mapping):
+        raise TypeError(f"parameter rows must be a dict {{row label: (bands, H, W) maps}}; got {type(rows).__name__}")
+    names = list(rows)
+    if not names:
+        raise ValueError("parameter rows is empty: give at least one row of maps")
+    inside = np.asarray(mask, dtype=bool)
+    arrays = {n: np.asarray(rows[n], dtype=np.float64) for n in names}
+    for name, maps in arrays.items():
+        if maps.ndim != 3 or maps.shape[0] != len(band_names) or maps.shape[1:] != inside.shape:
+            raise ValueError(f"row {name!r}: maps must be (bands={len(band_names)}, H, W) with (H, W) = mask "
+                             f"shape {inside.shape}; got {maps.shape}")
+    scales = list(scales) if scales is not None else ["shared"] * len(names)
+    if len(scales) != len(names) or any(m not in TOPOMAP_SCALES for m in scales):
+        raise ValueError(f"parameter scales must give one of {TOPOMAP_SCALES} for each of {len(names)} rows; "
+                         f"got {scales!r}")
+    sensors = None if ch_names is None else sensor_positions_unit(ch_names, montage)
+    shared = [arrays[n][:, inside] for n, m in zip(names, scales) if m == "shared"]
+    shared_range = (min(a.min() for a in shared), max(a.max() for a in shared)) if shared else None
+    fig = Figure(figsize=(1.9 * len(band_names) + 1.4, 1.9 * len(names) + 0.7), layout="constrained")
+    axes = fig.subplots(len(names), len(band_names), squeeze=False)
+    for r, (name, mode) in enumerate(zip(names, scales)):
+        maps = arrays[name]
+        values = maps[:, inside]
+        if mode == "shared":
+            vmin, vmax = shared_range
+        elif mode == "symmetric":
+            bound = float(np.abs(values).max()) or 1.0
+            vmin, vmax = -bound, bound
+        else:
+            vmin, vmax = float(values.min()), float(values.max())
+        image = None
+        for b, band in enumerate(band_names):
+            ax = axes[r, b]
+            # origin="upper" puts image row 0 (the front of the head) at y = +1 (the nose)
+            image = ax.imshow(np.where(inside, maps[b], np.nan), cmap=cmap, vmin=vmin, vmax=vmax,
+                              origin="upper", extent=(-1.0, 1.0, -1.0, 1.0), interpolation="nearest")
+            image.set_clip_path(Circle((0.0, 0.0), 1.0, transform=ax.transData))  # pixels end at the scalp
+            _draw_head(ax, sensors)
             if r == 0:
-                ax.set_title(band_names[c], fontsize=FONT["label"])
-            if c == 0:
-                ax.set_ylabel(row_labels[r], fontsize=FONT["label"])
-    bar = fig.colorbar(image, ax=axes, shrink=0.8)
-    bar.set_label(colorbar_label, fontsize=FONT["label"])
+                ax.set_title(str(band).replace("_", " "), fontsize=FONT["label"])
+            if b == 0:
+                ax.set_ylabel(name, fontsize=FONT["annot"])
+        bar = fig.colorbar(image, ax=axes[r, :], shrink=0.85)
+        bar.set_label(colorbar_label, fontsize=FONT["annot"])
     fig.suptitle(title, fontsize=FONT["title"])
     return fig
 

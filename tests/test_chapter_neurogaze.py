@@ -1,6 +1,7 @@
-"""Chapter 01 pipeline (affectlab.pipelines.neurogaze) on tiny generated data: V/A targets, the
-subject-disjoint split, subsets and class weights, the loss-term composition of every variant,
-train-or-load of the whole student set, and the tables."""
+"""Chapter 01 package (affectlab.chapters.neurogaze) on tiny generated data: V/A targets, the
+subject-disjoint split, class weights, the loss-term composition of every variant, train-or-load of
+the whole student set, the tables and paired differences, the recorded headline numbers, and the
+smoke numbers of the chapter's pipeline (pinned)."""
 
 from __future__ import annotations
 
@@ -8,17 +9,19 @@ import dataclasses
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from affectlab.config import ConfigError
+from affectlab.config import ConfigError, RunConfig
 from affectlab.data.generate.eeg import generate_band_power_set
 from affectlab.data.sets import EEGSet, FaceSet
 from affectlab.data.taxonomy import FERPLUS_CLASSES
-from affectlab.losses import kd_logit_loss
-from affectlab.pipelines import neurogaze as ng
+from affectlab.chapters import neurogaze as ng
+from affectlab.chapters.neurogaze import experiments, probe, tables
+from affectlab.losses import dgeo_loss, dgeo_weight, kd_logit_loss
 from affectlab.train import TrainConfig, Trainer
 
 K = len(FERPLUS_CLASSES)
@@ -90,17 +93,11 @@ def test_subject_disjoint_split_needs_two_subjects():
         ng.subject_disjoint_split(np.array(["a", "b"]), 1.5)
 
 
-# ---------------------------------------------------------------- subsets and class weights
+# ---------------------------------------------------------------- class weights
 
 
-def test_subsets_and_mild_class_weights():
+def test_mild_class_weights():
     labels = np.array([0] * 50 + [1] * 20 + [2] * 5 + [-1] * 7)
-    capped = ng.class_capped_subset(labels, cap=10, seed=0)
-    assert np.bincount(labels[capped]).tolist() == [10, 10, 5] and (labels[capped] >= 0).all()
-    strat = ng.stratified_subset(labels, 15, seed=0)
-    counts = np.bincount(labels[strat])
-    assert len(strat) == 15 and counts.min() >= 1 and counts[0] > counts[1] > 0
-    assert len(ng.stratified_subset(labels, None, seed=0)) == 75
     w = np.array(ng.mild_class_weights(labels, 4, power=0.5))
     n = np.bincount(labels[labels >= 0], minlength=4)
     assert np.isclose((n * w).sum() / n.sum(), 1.0)  # mean sample weight 1
@@ -182,9 +179,9 @@ def test_dgeo_ramp_advances_per_step():
     with torch.no_grad():
         out = TinyStudent()(torch.rand(16, 1, 16, 16))
     batch = {"y": torch.arange(16) % K}
-    raw = float(ng.dgeo_loss(out["features"], batch["y"], [1, 2], 0.1, 1.0))
+    raw = float(dgeo_loss(out["features"], batch["y"], [1, 2], 0.1, 1.0))
     values = [float(per_step(out, batch, 3)) for _ in range(4)]
-    expected = [ng.dgeo_weight(t, 10, 0.012, 20, 60, 100) * raw for t in (2.25, 2.5, 2.75, 3.0)]
+    expected = [dgeo_weight(t, 10, 0.012, 20, 60, 100) * raw for t in (2.25, 2.5, 2.75, 3.0)]
     np.testing.assert_allclose(values, expected, rtol=1e-5)
     assert values[0] < values[1] < values[2] < values[3]
     np.testing.assert_allclose(values[-1], float(per_epoch(out, batch, 3)), rtol=1e-6)
@@ -238,8 +235,8 @@ def _faces(n: int, split: str, seed: int, drop_neutral: bool = False) -> FaceSet
 
 
 def test_train_students_composes_variants_and_reloads(monkeypatch, tmp_path):
-    monkeypatch.setattr(ng, "_student_model", lambda arch, seed, scale=None: (torch.manual_seed(seed), TinyStudent())[1])
-    run = ng.RunConfig(profile="smoke", data_root=None, seed=0, device=torch.device("cpu"))
+    monkeypatch.setattr(experiments, "_student_model", lambda arch, seed, scale=None: (torch.manual_seed(seed), TinyStudent())[1])
+    run = RunConfig(profile="smoke", data_root=None, seed=0, device=torch.device("cpu"))
     cfg = ng.chapter_config("smoke", image_size=16, epochs=2, bootstrap_resamples=20, embedding_points=24,
                             dgeo_candidates=(ng.DGeoParams(0.3, 0.5), ng.DGeoParams(0.6, 1.0)),
                             dgeo_alpha_candidates=((2.0, 0.5),), noise_seeds=1)
@@ -322,10 +319,10 @@ def test_present_only_takes_argmax_over_present_classes():
     scores[:, 0] = 5.0  # neutral (absent) wins the 8-way arg-max everywhere
     scores[[0, 2], 1] = 1.0
     scores[[1, 3], 2] = 1.0
-    assert ng._present_only(true, scores, "accuracy") == 1.0
-    assert ng._present_only(true, scores, "macro_f1") == 1.0
-    assert ng._eight_way(true, scores, "accuracy") == 0.0
-    assert ng._eight_way(true, scores, "macro_f1") == 0.0
+    assert tables._present_only(true, scores, "accuracy") == 1.0
+    assert tables._present_only(true, scores, "macro_f1") == 1.0
+    assert tables._eight_way(true, scores, "accuracy") == 0.0
+    assert tables._eight_way(true, scores, "macro_f1") == 0.0
 
 
 def test_prototype_banks_are_saved_verified_and_reused(tmp_path, monkeypatch):
@@ -338,7 +335,7 @@ def test_prototype_banks_are_saved_verified_and_reused(tmp_path, monkeypatch):
     va = np.clip(rng.normal(0, 0.5, (40, 2)), -1, 1).astype(np.float32)
     teacher = ng.TeacherRun(fit=SimpleNamespace(config_hash="abc"), train_idx=np.arange(0), val_idx=np.arange(40),
                             val_pred=va, val_features=feats, val_va=va, data_source="generated: test")
-    run = ng.RunConfig(profile="smoke", data_root=None, seed=0, device=torch.device("cpu"))
+    run = RunConfig(profile="smoke", data_root=None, seed=0, device=torch.device("cpu"))
     cfg = ng.chapter_config("smoke")
     banks = ng.prototype_banks(teacher, cfg, run)
     assert banks.main["prototypes"].shape == (25, 256) and banks.ablation["prototypes"].shape == (49, 256)
@@ -369,8 +366,77 @@ def test_ridge_probe_recovers_a_linear_target_and_not_noise():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(200, 32))
     y = x[:, 0] - 0.5 * x[:, 3]
-    pred = ng._ridge_probe(x[:100], y[:100], x[100:])
-    assert ng._r2(y[100:], pred) > 0.95
+    pred = probe._ridge_probe(x[:100], y[:100], x[100:])
+    assert probe._r2(y[100:], pred) > 0.95
     noise = rng.normal(size=200)
-    assert ng._r2(noise[100:], ng._ridge_probe(x[:100], noise[:100], x[100:])) < 0.1
-    assert np.isnan(ng._r2(np.ones(5), np.zeros(5)))
+    assert probe._r2(noise[100:], probe._ridge_probe(x[:100], noise[:100], x[100:])) < 0.1
+    assert np.isnan(probe._r2(np.ones(5), np.zeros(5)))
+
+
+# ---------------------------------------------------------------- pinned numbers and recorded results
+
+
+def _tiny_students(monkeypatch, noise_seeds: int = 0):
+    monkeypatch.setattr(experiments, "_student_model", lambda arch, seed, scale=None: (torch.manual_seed(seed), TinyStudent())[1])
+    run = RunConfig(profile="smoke", data_root=None, seed=0, device=torch.device("cpu"))
+    cfg = ng.chapter_config("smoke", image_size=16, epochs=2, bootstrap_resamples=20, embedding_points=24,
+                            dgeo_candidates=(ng.DGeoParams(0.3, 0.5), ng.DGeoParams(0.6, 1.0)), noise_seeds=noise_seeds)
+    train = _faces(64, "train", 0)
+    data = ng.FaceData(train=train, val=_faces(32, "valid", 1), test=_faces(40, "test", 2),
+                       cross={"ckplus": _faces(28, "all", 3, drop_neutral=True)}, mean=0.3, std=0.2,
+                       class_weights=ng.mild_class_weights(train.labels, K), notes={}, tag="tiny")
+    banks = ng.PrototypeBanks(main=_bank(5), ablation=_bank(7, seed=1))
+    return ng.train_students(data, banks, cfg, run), data, banks, cfg, run
+
+
+def test_pipeline_numbers_match_the_pre_package_pipeline(monkeypatch, tmp_path):
+    """Foundation issue item 1, "this step changes no result": the tiny pipeline above gives exactly
+    the numbers that ``affectlab.pipelines.neurogaze`` gave before it became this package (measured
+    on both with the same trainer). A change of the trainer's numerics changes them legitimately;
+    then re-measure and say so."""
+    monkeypatch.setenv("AFFECTLAB_RUNS", str(tmp_path))
+    students, data, _, cfg, run = _tiny_students(monkeypatch, noise_seeds=1)
+    _, raw3 = ng.ablation_table(students, data, cfg, run)
+    b0 = raw3["B0"]
+    np.testing.assert_allclose([b0["accuracy"][k] for k in ("mean", "low", "high")], [0.3, 0.261875, 0.363125])
+    np.testing.assert_allclose([b0["macro_f1"][k] for k in ("mean", "low", "high")],
+                               [0.20085470085470086, 0.1419560185185185, 0.2551359577922078])
+    np.testing.assert_allclose(raw3["B3"]["accuracy"]["mean"], 0.25)
+    groups = np.array([f"deap:{s}" for s in range(1, 5) for _ in range(6)])
+    train_idx, val_idx = ng.subject_disjoint_split(groups, 0.25, 0, np.full(len(groups), "deap"))
+    assert val_idx.tolist() == [12, 13, 14, 15, 16, 17]
+
+
+def test_paired_difference_and_recorded_headline_numbers(monkeypatch, tmp_path):
+    monkeypatch.setenv("AFFECTLAB_RUNS", str(tmp_path / "runs"))
+    students, data, banks, cfg, run = _tiny_students(monkeypatch)
+    same = ng.paired_variant_difference(students, "B0", "B0", data.test, data, cfg, run)
+    assert same.value == 0 and same.ci == (0.0, 0.0)  # a variant against itself: exactly zero
+    _, raw3 = ng.ablation_table(students, data, cfg, run)
+    diff = ng.paired_variant_difference(students, "B3", "B0", data.test, data, cfg, run, key="accuracy")
+    assert diff.value == pytest.approx(raw3["B3"]["accuracy"]["mean"] - raw3["B0"]["accuracy"]["mean"])
+    assert diff.low <= diff.value <= diff.high
+    with pytest.raises(ValueError, match="parameter key"):
+        ng.paired_variant_difference(students, "B3", "B0", data.test, data, cfg, run, key="auc")
+    _, raw2 = ng.cross_dataset_table(students, data, cfg, run)
+    teacher_table = pd.DataFrame([{"validation set": "all", "axis": a, "trials": 12, "CCC": c, "CI low": c - 0.1,
+                                   "CI high": c + 0.1} for a, c in (("valence", 0.3), ("arousal", 0.1))])
+    delta = pd.DataFrame([{"target": "V/A: V/A mean", "delta R2 (B2 - B0)": 0.02, "low": -0.01, "high": 0.05}])
+    probe_result = ng.ProbeResult(table=pd.DataFrame(), delta=delta, verdict="v", organises=None,
+                                  students=students, faces=data)
+    from affectlab.reporting import ResultsRecorder, read_results
+
+    results = ResultsRecorder(ng.CHAPTER, profile="smoke", seed=0, data="tiny", out_dir=tmp_path)
+    texts = ng.record_headline_numbers(results, teacher_table, raw3, raw2, probe_result, students, data, cfg, run)
+    numbers = read_results(tmp_path / "01_neurogaze_distill.results.json")["numbers"]
+    for key in ("teacher.val.ccc_valence", "b0.test.accuracy", "b3.test.macro_f1", "full_t1.test.accuracy",
+                "diff.b1_b0.test.macro_f1", "diff.b3_b2.test.macro_f1", "kd_teacher.test.accuracy",
+                "ckplus.b3.present_only.accuracy", "probe.b2_b0.delta_r2"):
+        assert key in numbers and key in texts, key
+    assert numbers["b0.test.accuracy"]["value"] == pytest.approx(100 * raw3["B0"]["accuracy"]["mean"])
+    assert numbers["b0.test.accuracy"]["paper"] == 78.22 and numbers["b0.test.accuracy"]["n"] == 40
+    assert texts["teacher.val.ccc_valence"] == "0.300 [0.200, 0.400]"
+    text = ng.findings(texts, teacher_table, banks, raw3, raw2, students, probe_result, cfg, run)
+    assert texts["b0.test.macro_f1"] in text and "B3 - B2" in text
+    table = ng.deviations(data, students, cfg)
+    assert list(table.columns) == ["paper", "here", "why"] and "D-Geo internals" in table.index

@@ -1,1 +1,0 @@
-"""Chapter pipelines: the orchestration behind each notebook (data, train-or-load, evaluation, figures)."""

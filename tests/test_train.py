@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from affectlab import losses
 from affectlab import train as train_module
 from affectlab.augment import AugmentConfig, BatchAugment
 from affectlab.config import ConfigError
@@ -234,16 +235,24 @@ def test_class_weights_and_label_smoothing_reach_the_loss():
     assert not torch.allclose(plain.losses(batch, 1)[1]["task_loss"], parts["task_loss"])
 
 
-def test_soft_targets_reach_the_loss():
+def test_soft_targets_reach_the_loss_through_losses_soft_target_ce(monkeypatch):
     data = make_data()
     soft = torch.softmax(torch.randn(data.num_samples, 3, generator=torch.Generator().manual_seed(0)), 1)
     data = TensorData(data.x, data.y, soft=soft, batch_size=16)
-    trainer = Trainer(tiny_mlp(), TrainConfig(target="soft", class_weights=(1.0, 2.0, 3.0), **QUIET), steps_per_epoch=1)
+    trainer = Trainer(tiny_mlp(), TrainConfig(target="soft", label_smoothing=0.1, **QUIET), steps_per_epoch=1)
     trainer.model.eval()
     batch = first_batch(data)
+    calls = []
+    monkeypatch.setattr(train_module, "soft_target_ce", lambda *a: calls.append(a) or losses.soft_target_ce(*a))
     _, parts, outputs = trainer.losses(batch, 1)
-    by_hand = (-(torch.tensor([1.0, 2.0, 3.0]) * batch["soft"] * outputs["logits"].log_softmax(1)).sum(1)).mean()
+    assert len(calls) == 1  # the one soft-target CE of the package, not a copy
+    smoothed = 0.9 * batch["soft"] + 0.1 / 3
+    by_hand = (-(smoothed * outputs["logits"].log_softmax(1)).sum(1)).mean()
     assert torch.allclose(parts["task_loss"], by_hand, atol=1e-6)
+    assert torch.allclose(parts["task_loss"], F.cross_entropy(outputs["logits"], batch["soft"], label_smoothing=0.1),
+                          atol=1e-6)
+    with pytest.raises(ConfigError, match="class_weights"):
+        TrainConfig(target="soft", class_weights=(1.0, 2.0, 3.0))
 
 
 def test_extra_terms_see_outputs_batch_epoch_and_are_logged(tmp_path):
@@ -495,18 +504,44 @@ def test_from_faceset_uses_labels_soft_labels_and_drops_unknown(tmp_path):
         from_faceset(faces, extras=("identity",))
 
 
-def test_amp_auto_follows_input_side_and_cpu_support(monkeypatch):
+def test_amp_auto_is_decided_by_cpu_flags_and_a_measurement(monkeypatch):
     cpu = torch.device("cpu")
+    model, example = TinyCNN(), torch.rand(4, 1, 12, 12)
     assert resolve_amp("off", cpu, 112) is None
     assert resolve_amp("bf16", cpu, 48) is torch.bfloat16
-    assert resolve_amp("auto", cpu, 48) is None
-    monkeypatch.setattr(train_module, "cpu_has_native_bf16", lambda: True)
-    assert resolve_amp("auto", cpu, 112) is torch.bfloat16
-    assert resolve_amp("auto", cpu, None) is None  # not images
+    monkeypatch.setattr(train_module, "_AMP_PROBES", {})
     monkeypatch.setattr(train_module, "cpu_has_native_bf16", lambda: False)
-    assert resolve_amp("auto", cpu, 112) is None
+
+    def no_probe(*args, **kwargs):
+        raise AssertionError("no probe without native bf16")
+
+    monkeypatch.setattr(train_module, "probe_cpu_bf16", no_probe)
+    assert resolve_amp("auto", cpu, 112, model=model, example_input=example) is None
+    monkeypatch.setattr(train_module, "cpu_has_native_bf16", lambda: True)
+    assert resolve_amp("auto", cpu, 112) is None  # native bf16 but nothing measured: stays fp32
+    for speedup, expected in ((1.5, torch.bfloat16), (1.02, None), (0.6, None)):
+        monkeypatch.setattr(train_module, "probe_cpu_bf16", lambda *a, s=speedup, **k: {"use_bf16": s >= 1.1})
+        assert resolve_amp("auto", cpu, 12, model=model, example_input=example) is expected
     with pytest.raises(ConfigError, match="amp"):
         resolve_amp("half", cpu, 48)
+
+
+def test_bf16_probe_times_both_precisions_and_leaves_model_and_rng_alone(monkeypatch, tmp_path):
+    monkeypatch.setattr(train_module, "_AMP_PROBES", {})
+    monkeypatch.setenv("AFFECTLAB_CACHE", str(tmp_path))
+    model = TinyCNN()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    torch.manual_seed(5)
+    expected_next = torch.rand(3)
+    torch.manual_seed(5)
+    probe = train_module.probe_cpu_bf16(model, torch.rand(4, 1, 12, 12, generator=torch.Generator()), steps=1)
+    assert torch.equal(torch.rand(3), expected_next)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert probe["fp32_s"] > 0 and probe["bf16_s"] > 0
+    assert probe["use_bf16"] == (probe["speedup"] >= train_module.AMP_PROBE_MIN_SPEEDUP)
+    info = train_module.cpu_info()
+    assert set(info) >= {"model", "flags", "native_bf16"}
+    assert info["native_bf16"] == bool({"avx512_bf16", "amx_bf16"} & set(info["flags"])) or info["torch_amx_tiles"]
 
 
 @pytest.mark.parametrize("amp", ["bf16", "fp16"])
@@ -545,3 +580,19 @@ def test_tensor_data_normalises_channels_of_non_image_inputs():
 def test_extra_term_names_must_not_clash_with_history_columns():
     with pytest.raises(ConfigError, match="val_loss"):
         Trainer(tiny_mlp(), TrainConfig(**QUIET), steps_per_epoch=1, extra_terms={"val_loss": rng_term})
+
+
+def test_bf16_probe_is_measured_once_per_machine_and_model(monkeypatch, tmp_path):
+    monkeypatch.setattr(train_module, "_AMP_PROBES", {})
+    monkeypatch.setenv("AFFECTLAB_CACHE", str(tmp_path))
+    model, x = TinyCNN(), torch.rand(4, 1, 12, 12)
+    first = train_module.probe_cpu_bf16(model, x, steps=1)
+    assert (tmp_path / "amp_probes.json").exists()
+    monkeypatch.setattr(train_module, "_AMP_PROBES", {})  # a new process
+    monkeypatch.setattr(train_module.time, "perf_counter", lambda: (_ for _ in ()).throw(AssertionError("timed again")))
+    assert train_module.probe_cpu_bf16(model, x, steps=1) == first
+    other = dict(train_module.cpu_info(), model="another CPU")
+    monkeypatch.setattr(train_module, "cpu_info", lambda: other)
+    monkeypatch.setattr(train_module, "_AMP_PROBES", {})
+    with pytest.raises(AssertionError, match="timed again"):
+        train_module.probe_cpu_bf16(model, x, steps=1)

@@ -9,25 +9,36 @@ as callables ``term(outputs, batch, epoch) -> scalar tensor`` instead of writing
 
 Reading order: :class:`TrainConfig` (every knob, checked), :class:`TensorData` (batches of dicts
 from tensors in memory), :class:`SAM`, :class:`Trainer` (one step, one epoch, evaluation),
-:func:`fit` (train-or-load, checkpoints, resume, logs) and :func:`predict`.
+:func:`fit` (train-or-load, checkpoints, resume, logs) and :func:`predict`; at the end the fast
+FER recipe of issue 13 (:func:`fer_recipe`, :func:`fer_recipe_data`, :func:`fer_recipe_model`).
 
 Runs are keyed by :func:`affectlab.config.config_hash` over the train config, a caller-given
 ``key`` (model recipe, data set, init seed: whatever the tensors do not show), the data modules'
-descriptions and content fingerprints, the extra-term names and the model's parameter shapes. A
-finished run with the same hash is loaded instead of retrained; an unfinished one resumes from its
-last checkpoint and ends with weights identical to an uninterrupted run (CPU, deterministic).
+descriptions and content fingerprints, the extra-term names, the model's parameter shapes and
+the code that trains them (:func:`run_code_fingerprint`: package source, model classes and loss
+terms defined elsewhere, torch version). A finished run with the same hash is loaded instead of
+retrained; an unfinished one resumes from its last checkpoint and ends with weights identical to
+an uninterrupted run (CPU, deterministic; with a wall-clock budget, given the same timings).
+Training can be bounded by epochs or by a wall-clock budget (``TrainConfig.budget_s``), with the
+lr schedule laid out over the steps that fit (:class:`BudgetPlan`). CPU bf16 autocast is chosen
+per CPU by detection and measurement (:func:`cpu_info`, :func:`probe_cpu_bf16`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import csv
 import dataclasses
+import functools
 import hashlib
+import inspect
 import json
 import math
 import os
 import random
+import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
@@ -40,20 +51,24 @@ from torch import nn
 from tqdm import tqdm
 
 from affectlab import metrics
-from affectlab.augment import BatchAugment
+from affectlab.augment import AugmentConfig, BatchAugment
 from affectlab.config import (
     ConfigError,
+    code_fingerprint as package_code_fingerprint,
     config_hash,
     config_to_json,
+    default_cache_dir,
     default_runs_dir,
     resolve_device,
     seed_everything,
 )
 from affectlab.data.sets import FaceSet
+from affectlab.losses import soft_target_ce
 
 CHECKPOINT_FORMAT = "affectlab.train/1"
 AMP_MODES = ("auto", "bf16", "fp16", "off")
-SCHEDULES = ("cosine", "exponential", "constant")
+SCHEDULES = ("cosine", "onecycle", "exponential", "constant")
+ONECYCLE_START = 1 / 25  # one-cycle warm-up starts at lr / 25 (torch OneCycleLR's div_factor)
 OPTIMIZERS = ("adamw", "sam")
 TASKS = ("classification", "regression")
 TARGETS = ("hard", "soft")
@@ -61,13 +76,24 @@ HIGHER_IS_BETTER = {"accuracy": True, "macro_f1": True, "balanced_accuracy": Tru
                     "loss": False, "mse": False, "mae": False}
 TASK_METRICS = {"classification": ("loss", "accuracy", "macro_f1", "balanced_accuracy"),
                 "regression": ("loss", "mse", "mae", "ccc")}
-AUTO_BF16_MIN_SIDE = 96  # CPU bf16 autocast pays off from about this input side (ResNet-18)
+AMP_PROBE_MIN_SPEEDUP = 1.10  # amp="auto" takes CPU bf16 only when a probe measures it >= 10% faster
+BUDGET_CALIBRATION_STEPS = 6  # steps timed before the first budget plan (the first one is not counted)
+BUDGET_REPLAN_EVERY = 20  # re-plan the budgeted step count every this many steps
 
 LossTerm = Callable[[dict[str, torch.Tensor], dict[str, torch.Tensor], int], torch.Tensor]
 
 
 class NonFiniteLossError(RuntimeError):
     """The training loss became NaN or infinite; the message names the epoch and step."""
+
+
+class CorruptCheckpointError(RuntimeError):
+    """A run's ``last.pt``/``best.pt`` cannot be read; the message names the file and the way out."""
+
+
+def _now() -> float:
+    """The clock budgets are measured with (a function so tests can replace it)."""
+    return time.perf_counter()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -85,9 +111,21 @@ class TrainConfig:
     Attributes:
         epochs: number of passes over the training data.
         lr, weight_decay, betas: AdamW (Loshchilov & Hutter 2019); weight decay on all parameters.
-        schedule: "cosine" (per step, from lr down to ``min_lr_ratio * lr``), "exponential"
-            (lr * gamma ** (epoch - 1), POSTER-Var Table 1) or "constant".
-        warmup_epochs: linear warm-up length in epochs (may be fractional), applied per step.
+        schedule: "cosine" (per step, from lr down to ``min_lr_ratio * lr``), "onecycle" (Smith &
+            Topin 2019: half-cosine warm-up from lr/25 to lr, then cosine down to
+            ``min_lr_ratio * lr``), "exponential" (lr * gamma ** (epoch - 1), POSTER-Var Table 1)
+            or "constant".
+        warmup_epochs: warm-up length in epochs (may be fractional), applied per step; linear
+            for "cosine", half-cosine for "onecycle".
+        warmup_fraction: warm-up length as a fraction of all planned steps (use instead of
+            ``warmup_epochs``, e.g. 0.25 with a budget, where the step count is measured).
+        budget_s: wall-clock budget in seconds, or None. With a budget, ``epochs`` is only an upper
+            bound: the trainer times its steps (and per-epoch evaluation), plans how many steps fit
+            into the budget after :data:`BUDGET_CALIBRATION_STEPS` steps, re-plans every
+            :data:`BUDGET_REPLAN_EVERY` steps and at each epoch end, lays the lr schedule
+            (cosine / one-cycle / warm-up) over the planned steps, and stops when they are done or
+            the budget is spent (the last epoch may be partial). The plan is checkpointed, so a
+            resumed run continues it with the budget that was left.
         optimizer: "adamw" or "sam" (SAM over AdamW with radius ``sam_rho``).
         grad_clip: max global gradient L2 norm, or None for no clipping.
         task: "classification" (cross-entropy on "logits") or "regression" (MSE on "pred").
@@ -95,7 +133,9 @@ class TrainConfig:
             e.g. FERPlus vote distributions).
         label_smoothing, class_weights: passed to ``F.cross_entropy`` (both target kinds).
         amp: "auto" | "bf16" | "fp16" | "off". "auto" = bf16 (else fp16) on CUDA; on CPU bf16 only
-            when the input side is >= 96 px and the CPU has AMX bf16 tiles, else off.
+            where the CPU has native bf16 (AVX512-BF16 or AMX, :func:`cpu_info`) *and* a probe of
+            this model at this input shape measures bf16 at least 10% faster than fp32
+            (:func:`probe_cpu_bf16`); else off.
         channels_last: convert model and 4-D inputs to channels-last memory format.
         steps_per_epoch: cap on training steps per epoch (smoke runs), or None for all batches.
         monitor: validation metric choosing the best checkpoint; "auto" = macro_f1 for
@@ -112,6 +152,8 @@ class TrainConfig:
     betas: tuple[float, float] = (0.9, 0.999)
     schedule: str = "cosine"
     warmup_epochs: float = 0.0
+    warmup_fraction: float = 0.0
+    budget_s: float | None = None
     min_lr_ratio: float = 0.0
     gamma: float = 0.98
     optimizer: str = "adamw"
@@ -156,6 +198,12 @@ class TrainConfig:
                 fail(field, f"one of {allowed}")
         if not is_num(self.warmup_epochs) or not 0 <= self.warmup_epochs < self.epochs:
             fail("warmup_epochs", f"a number in [0, epochs={self.epochs})")
+        if not is_num(self.warmup_fraction) or not 0 <= self.warmup_fraction < 1:
+            fail("warmup_fraction", "a number in [0, 1)")
+        if self.warmup_fraction and self.warmup_epochs:
+            fail("warmup_fraction", "0 when warmup_epochs is set (choose one warm-up length)")
+        if self.budget_s is not None and (not is_num(self.budget_s) or self.budget_s <= 0):
+            fail("budget_s", "a number of seconds > 0, or None")
         if not is_num(self.min_lr_ratio) or not 0 <= self.min_lr_ratio <= 1:
             fail("min_lr_ratio", "in [0, 1]")
         if not is_num(self.gamma) or not 0 < self.gamma <= 1:
@@ -170,6 +218,8 @@ class TrainConfig:
             object.__setattr__(self, "class_weights", tuple(float(w) for w in self.class_weights))
             if not self.class_weights or not all(math.isfinite(w) and w > 0 for w in self.class_weights):
                 fail("class_weights", "a non-empty sequence of positive numbers, or None")
+        if self.target == "soft" and self.class_weights is not None:
+            fail("class_weights", "None with target='soft' (losses.soft_target_ce takes no class weights)")
         if self.task == "regression" and (self.target != "hard" or self.label_smoothing or self.class_weights):
             fail("task", "'classification' when target='soft', label_smoothing or class_weights are set")
         if self.optimizer == "sam" and self.amp == "fp16":
@@ -490,8 +540,10 @@ def _match_regression(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 def task_loss(outputs: Mapping[str, torch.Tensor], batch: Mapping[str, torch.Tensor], config: TrainConfig,
               class_weight: torch.Tensor | None = None) -> torch.Tensor:
-    """Cross-entropy (hard labels with -1 ignored, or soft targets; label smoothing and class
-    weights as ``F.cross_entropy`` defines them) or MSE for regression."""
+    """Cross-entropy (hard labels with -1 ignored, or soft targets through
+    :func:`affectlab.losses.soft_target_ce`; label smoothing and class weights as
+    ``F.cross_entropy`` defines them: a soft target ``q`` is smoothed to ``(1 - a) q + a / K``)
+    or MSE for regression."""
     if config.task == "regression":
         y = batch["y"].float()
         return F.mse_loss(_match_regression(outputs["pred"], y), y)
@@ -502,7 +554,10 @@ def task_loss(outputs: Mapping[str, torch.Tensor], batch: Mapping[str, torch.Ten
     if config.target == "soft":
         if "soft" not in batch:
             raise ValueError("target='soft' needs batch['soft'] (build the data with soft targets)")
-        return F.cross_entropy(logits, batch["soft"], weight=class_weight, label_smoothing=config.label_smoothing)
+        soft = batch["soft"].float()
+        if config.label_smoothing:
+            soft = (1 - config.label_smoothing) * soft + config.label_smoothing / soft.shape[1]
+        return soft_target_ce(logits, soft)
     return F.cross_entropy(logits, batch["y"], weight=class_weight, label_smoothing=config.label_smoothing,
                            ignore_index=-1)
 
@@ -540,25 +595,150 @@ def score_predictions(outputs: torch.Tensor, y: torch.Tensor, task: str) -> dict
 # ----------------------------------------------------------------------------------------------
 
 
-def cpu_has_native_bf16() -> bool:
-    """True when the CPU has AMX bf16 tiles (Sapphire Rapids and later, exposed by the OS).
+CPU_FLAGS_OF_INTEREST = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16",
+                         "amx_tile", "amx_bf16", "amx_int8")
 
-    Without them CPU bf16 autocast is emulated and slower than fp32 (measured: about 2.5x slower
-    for ResNet-18 at 112 px on an AVX-512 host without AMX), so amp='auto' stays fp32 there.
-    """
+
+@functools.lru_cache(maxsize=1)
+def cpu_info() -> dict[str, Any]:
+    """The CPU model, the instruction-set flags that matter for training speed, and whether bf16 is
+    native (AVX512-BF16 or AMX-BF16). The one place flags are detected (Linux ``/proc/cpuinfo``;
+    elsewhere only torch's AMX probe); benchmarks report this dict."""
+    model, flags = "unknown", set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and model == "unknown":
+                model = value.strip()
+            elif key.strip() == "flags" and not flags:
+                flags = set(value.split())
+    except OSError:
+        pass
     probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
     try:
-        return bool(probe()) if probe is not None else False
+        torch_amx = bool(probe()) if probe is not None else False
     except RuntimeError:
-        return False
+        torch_amx = False
+    present = [f for f in CPU_FLAGS_OF_INTEREST if f in flags]
+    return {
+        "model": model,
+        "flags": present,
+        "native_bf16": "avx512_bf16" in flags or "amx_bf16" in flags or torch_amx,
+        "torch_amx_tiles": torch_amx,
+        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "threads": torch.get_num_threads(),
+    }
+
+
+def cpu_has_native_bf16() -> bool:
+    """True when the CPU executes bf16 natively (AVX512-BF16 or AMX-BF16, see :func:`cpu_info`).
+
+    Without either, CPU bf16 autocast is emulated and slower than fp32 (measured: about 2.5x
+    slower for ResNet-18 at 112 px on an AVX-512 host without them), so amp="auto" never probes.
+    """
+    return bool(cpu_info()["native_bf16"])
+
+
+_AMP_PROBES: dict[tuple, dict[str, Any]] = {}  # probe results of this process, by model and input shape
+
+
+def probe_cpu_bf16(model: nn.Module, example_input: torch.Tensor, task: str = "classification",
+                   channels_last: bool = False, steps: int = 3) -> dict[str, Any]:
+    """Time forward+backward of a copy of ``model`` on ``example_input`` in fp32 and in bf16 autocast.
+
+    One untimed step per precision, then ``steps`` alternating timed steps; medians. The copy, a
+    forked RNG and no optimiser step leave the model and every RNG untouched. Returns
+    ``{"fp32_s", "bf16_s", "speedup", "use_bf16"}`` (speedup = fp32 / bf16 seconds per step;
+    ``use_bf16`` when >= :data:`AMP_PROBE_MIN_SPEEDUP`). Cached per process by model parameter
+    shapes, input shape, memory format and thread count.
+    """
+    example_input = example_input[:AMP_PROBE_MAX_ITEMS]
+    key = (_model_signature(model)["shapes_sha256"], tuple(example_input.shape), channels_last,
+           torch.get_num_threads(), task)
+    if key in _AMP_PROBES:
+        return _AMP_PROBES[key]
+    stored = _stored_amp_probe(key)
+    if stored is not None:
+        _AMP_PROBES[key] = stored
+        return stored
+    probe_model = copy.deepcopy(model).train()
+    x = example_input.contiguous(memory_format=torch.channels_last) if channels_last and example_input.ndim == 4 \
+        else example_input
+
+    def step(dtype: torch.dtype | None) -> float:
+        start = time.perf_counter()
+        with torch.autocast("cpu", dtype=dtype) if dtype is not None else contextlib.nullcontext():
+            out = model_outputs(probe_model(x), task)
+        out["logits" if task == "classification" else "pred"].float().square().mean().backward()
+        probe_model.zero_grad(set_to_none=True)
+        return time.perf_counter() - start
+
+    times: dict[str, list[float]] = {"fp32": [], "bf16": []}
+    with torch.random.fork_rng(devices=[]):
+        step(None), step(torch.bfloat16)
+        for _ in range(steps):
+            times["fp32"].append(step(None))
+            times["bf16"].append(step(torch.bfloat16))
+    fp32, bf16 = statistics.median(times["fp32"]), statistics.median(times["bf16"])
+    result = {"fp32_s": fp32, "bf16_s": bf16, "speedup": fp32 / bf16,
+              "use_bf16": fp32 / bf16 >= AMP_PROBE_MIN_SPEEDUP, "input_shape": list(example_input.shape)}
+    _AMP_PROBES[key] = result
+    _store_amp_probe(key, result)
+    return result
+
+
+AMP_PROBE_MAX_ITEMS = 32  # the probe times a slice of the batch: per-item cost decides, not batch size
+
+
+def _amp_probe_file() -> Path:
+    return default_cache_dir() / "amp_probes.json"
+
+
+def _amp_probe_id(key: tuple) -> str:
+    """The probe's key on disk: the model/input key plus this machine's CPU and torch version, so a
+    decision measured on one CPU is never reused on another."""
+    info = cpu_info()
+    text = json.dumps([list(map(str, key)), info["model"], info["flags"], torch.__version__])
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def _stored_amp_probe(key: tuple) -> dict[str, Any] | None:
+    """A probe measured earlier on this machine (``<cache>/amp_probes.json``), so the fp32-vs-bf16
+    timing is paid once per machine and model shape, not at every run."""
+    try:
+        stored = json.loads(_amp_probe_file().read_text())
+    except (OSError, ValueError):
+        return None
+    entry = stored.get(_amp_probe_id(key)) if isinstance(stored, dict) else None
+    return entry if isinstance(entry, dict) and "use_bf16" in entry else None
+
+
+def _store_amp_probe(key: tuple, result: Mapping[str, Any]) -> None:
+    path = _amp_probe_file()
+    try:
+        stored = json.loads(path.read_text()) if path.exists() else {}
+        if not isinstance(stored, dict):
+            stored = {}
+    except (OSError, ValueError):
+        stored = {}
+    stored[_amp_probe_id(key)] = dict(result)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(stored, indent=1))
+    os.replace(tmp, path)
 
 
 def resolve_amp(amp: str, device: torch.device, input_side: int | None = None,
-                optimizer: str = "adamw") -> torch.dtype | None:
+                optimizer: str = "adamw", *, model: nn.Module | None = None,
+                example_input: torch.Tensor | None = None, task: str = "classification",
+                channels_last: bool = False) -> torch.dtype | None:
     """The autocast dtype for ``amp`` on ``device`` (None = full fp32).
 
-    "auto": CUDA -> bf16 when supported, else fp16 (not with SAM); CPU -> bf16 only for images
-    with side >= 96 px on a CPU with AMX; other devices -> off.
+    "auto": CUDA -> bf16 when supported, else fp16 (not with SAM). CPU -> bf16 only where the
+    CPU has native bf16 (:func:`cpu_has_native_bf16`) and it measures faster: with ``model`` and
+    ``example_input`` the decision is :func:`probe_cpu_bf16`'s; without them, the latest probe of
+    this process at the same input side decides (e.g. prediction after training), and with no
+    probe at all it stays fp32. Never bf16 by assumption.
     """
     if amp not in AMP_MODES:
         raise ConfigError(f"amp must be one of {AMP_MODES}; got {amp!r}")
@@ -572,9 +752,19 @@ def resolve_amp(amp: str, device: torch.device, input_side: int | None = None,
         if torch.cuda.is_bf16_supported():
             return torch.bfloat16
         return None if optimizer == "sam" else torch.float16
-    if device.type == "cpu" and input_side is not None and input_side >= AUTO_BF16_MIN_SIDE and cpu_has_native_bf16():
-        return torch.bfloat16
-    return None
+    if device.type != "cpu" or not cpu_has_native_bf16():
+        return None
+    if model is not None and example_input is not None:
+        probe = probe_cpu_bf16(model, example_input, task=task, channels_last=channels_last)
+        return torch.bfloat16 if probe["use_bf16"] else None
+    if input_side is None:
+        return None
+    same_side = [p for p in _AMP_PROBES.values() if len(p["input_shape"]) == 4 and min(p["input_shape"][2:]) == input_side]
+    return torch.bfloat16 if same_side and same_side[-1]["use_bf16"] else None
+
+
+def _dtype_name(dtype: torch.dtype | None) -> str:
+    return "off" if dtype is None else str(dtype).removeprefix("torch.")
 
 
 class SAM(torch.optim.Optimizer):
@@ -658,18 +848,83 @@ def lr_factor(step: int, *, schedule: str, total_steps: int, warmup_steps: int, 
               gamma: float, steps_per_epoch: int) -> float:
     """Multiplier of the base lr before optimiser step ``step`` (0-based).
 
-    Linear warm-up ``(step + 1) / warmup_steps``; then cosine (Loshchilov & Hutter 2017, no restarts)
-    ``m + (1 - m) * (1 + cos(pi * t)) / 2`` with ``t`` the fraction of post-warm-up steps done,
-    or ``gamma ** (epoch - 1)`` per epoch (exponential), or 1 (constant).
+    Warm-up over ``warmup_steps``: linear ``(step + 1) / warmup_steps`` (cosine and the others) or,
+    for "onecycle" (Smith & Topin 2019, as torch's OneCycleLR with cosine annealing), a half-cosine
+    rise from :data:`ONECYCLE_START` to 1. Then cosine (Loshchilov & Hutter 2017, no restarts) and
+    one-cycle anneal ``m + (1 - m) * (1 + cos(pi * t)) / 2`` with ``t`` the fraction of
+    post-warm-up steps done (``m = min_lr_ratio``), or ``gamma ** (epoch - 1)`` per epoch
+    (exponential), or 1 (constant).
     """
     if step < warmup_steps:
+        if schedule == "onecycle":
+            t = step / warmup_steps
+            return ONECYCLE_START + (1 - ONECYCLE_START) * 0.5 * (1 - math.cos(math.pi * t))
         return (step + 1) / warmup_steps
-    if schedule == "cosine":
+    if schedule in ("cosine", "onecycle"):
         progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
         return min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
     if schedule == "exponential":
         return gamma ** (step // steps_per_epoch)
     return 1.0
+
+
+class BudgetPlan:
+    """How many optimiser steps fit into a wall-clock budget, measured while training.
+
+    ``elapsed_s`` sums the timed work of the run (training steps with their batch preparation, and
+    as ``overhead_s`` the setup of a fresh run, e.g. the bf16 probe, and per-epoch evaluation); a
+    resumed run starts from the checkpointed sums. After
+    :data:`BUDGET_CALIBRATION_STEPS` steps, every :data:`BUDGET_REPLAN_EVERY` steps and after each
+    epoch's evaluation, :meth:`replan` sets ``planned_steps = steps_done + remaining / cost`` where
+    ``cost`` is an exponential moving average of seconds per step (the first step, with its
+    allocator warm-up, is left out) plus the evaluation overhead per step so far. The trainer lays
+    its lr schedule over ``planned_steps`` (never above ``max_steps = epochs * steps_per_epoch``)
+    and stops at :attr:`exhausted`.
+    """
+
+    EMA = 0.2
+
+    def __init__(self, budget_s: float, max_steps: int) -> None:
+        self.budget_s, self.max_steps = float(budget_s), int(max_steps)
+        self.elapsed_s = self.overhead_s = 0.0
+        self.steps_done = 0
+        self.step_s: float | None = None
+        self.planned_steps = self.max_steps
+
+    def record_step(self, seconds: float) -> None:
+        self.elapsed_s += seconds
+        self.steps_done += 1
+        if self.steps_done > 1:
+            self.step_s = seconds if self.step_s is None else (1 - self.EMA) * self.step_s + self.EMA * seconds
+        if self.steps_done == BUDGET_CALIBRATION_STEPS or (
+                self.steps_done > BUDGET_CALIBRATION_STEPS and self.steps_done % BUDGET_REPLAN_EVERY == 0):
+            self.replan()
+
+    def record_overhead(self, seconds: float) -> None:
+        self.elapsed_s += seconds
+        self.overhead_s += seconds
+        self.replan()
+
+    def replan(self) -> None:
+        if self.step_s is None:
+            return
+        cost = self.step_s + self.overhead_s / max(1, self.steps_done)
+        remaining = max(0.0, self.budget_s - self.elapsed_s)
+        self.planned_steps = min(self.max_steps, max(self.steps_done, self.steps_done + int(remaining / cost)))
+
+    @property
+    def exhausted(self) -> bool:
+        return self.steps_done >= self.planned_steps or self.elapsed_s >= self.budget_s
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"budget_s": self.budget_s, "max_steps": self.max_steps, "elapsed_s": self.elapsed_s,
+                "overhead_s": self.overhead_s, "steps_done": self.steps_done,
+                "step_s": -1.0 if self.step_s is None else self.step_s, "planned_steps": self.planned_steps}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.elapsed_s, self.overhead_s = float(state["elapsed_s"]), float(state["overhead_s"])
+        self.steps_done, self.planned_steps = int(state["steps_done"]), int(state["planned_steps"])
+        self.step_s = None if state["step_s"] < 0 else float(state["step_s"])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -743,6 +998,11 @@ def restore_rng_state(state: Mapping[str, Any]) -> None:
 class Trainer:
     """A model with its optimiser, per-step lr schedule, grad scaler and extra loss terms.
 
+    ``example_input`` (one batch of model inputs) lets amp="auto" probe CPU bf16 on this model
+    (:func:`resolve_amp`); ``amp_dtype`` ("bfloat16", "float16", "off") skips the resolution (a resumed
+    run keeps the precision it started with). ``total_steps`` is what the lr schedule is laid over:
+    ``epochs * steps_per_epoch``, or the :class:`BudgetPlan`'s planned steps that :func:`fit` sets.
+
     ``train_step`` is the unit the throughput benchmark times: forward under autocast (when
     enabled), task loss + extra terms in fp32, NaN/inf guard, backward (scaled for fp16), gradient
     clipping, optimiser step (two passes for SAM), schedule step.
@@ -750,7 +1010,8 @@ class Trainer:
 
     def __init__(self, model: nn.Module, config: TrainConfig, *, device: torch.device | str = "cpu",
                  steps_per_epoch: int, input_side: int | None = None,
-                 extra_terms: Mapping[str, LossTerm] | None = None) -> None:
+                 extra_terms: Mapping[str, LossTerm] | None = None,
+                 example_input: torch.Tensor | None = None, amp_dtype: str | None = None) -> None:
         if not isinstance(config, TrainConfig):
             raise ConfigError(f"config must be a TrainConfig; got {type(config).__name__}")
         self.config = config
@@ -762,9 +1023,14 @@ class Trainer:
         for name, term in self.terms.items():
             if not callable(term):
                 raise ConfigError(f"extra term {name!r} must be callable(outputs, batch, epoch)")
-            if name in ("loss", "task_loss", "train_accuracy", "epoch", "lr", "seconds") or name.startswith("val_"):
+            if name in ("loss", "task_loss", "train_accuracy", "epoch", "lr", "seconds", "steps") or name.startswith("val_"):
                 raise ConfigError(f"extra term name {name!r} clashes with a history column")
-        self.amp_dtype = resolve_amp(config.amp, self.device, input_side, config.optimizer)
+        if amp_dtype is not None:
+            self.amp_dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16, "off": None}[amp_dtype]
+        else:
+            self.amp_dtype = resolve_amp(config.amp, self.device, input_side, config.optimizer, model=self.model,
+                                         example_input=None if example_input is None else example_input.to(self.device),
+                                         task=config.task, channels_last=config.channels_last)
         params = [p for p in self.model.parameters() if p.requires_grad]
         if not params:
             raise ValueError("the model has no trainable parameters")
@@ -776,14 +1042,23 @@ class Trainer:
         else:
             self.optimizer = base = torch.optim.AdamW(params, **adamw)
         self.steps_per_epoch = steps_per_epoch
-        schedule = dict(schedule=config.schedule, total_steps=config.epochs * steps_per_epoch,
-                        warmup_steps=round(config.warmup_epochs * steps_per_epoch),
-                        min_lr_ratio=config.min_lr_ratio, gamma=config.gamma, steps_per_epoch=steps_per_epoch)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(base, lambda step: lr_factor(step, **schedule))
+        self.total_steps = config.epochs * steps_per_epoch
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(base, self._lr_factor)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         self.class_weight = (None if config.class_weights is None
                              else torch.tensor(config.class_weights, dtype=torch.float32, device=self.device))
         self.epoch = 0  # epochs completed
+
+    @property
+    def warmup_steps(self) -> int:
+        if self.config.warmup_fraction:
+            return round(self.config.warmup_fraction * self.total_steps)
+        return round(self.config.warmup_epochs * self.steps_per_epoch)
+
+    def _lr_factor(self, step: int) -> float:
+        cfg = self.config
+        return lr_factor(step, schedule=cfg.schedule, total_steps=self.total_steps, warmup_steps=self.warmup_steps,
+                         min_lr_ratio=cfg.min_lr_ratio, gamma=cfg.gamma, steps_per_epoch=self.steps_per_epoch)
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.amp_dtype is None:
@@ -844,13 +1119,23 @@ class Trainer:
         self.scheduler.step()
         return values, outputs
 
-    def train_epoch(self, data: TensorData, epoch: int) -> dict[str, float]:
-        """One pass over ``data`` (capped at ``steps_per_epoch``); sample-weighted means of the parts."""
+    def train_epoch(self, data: TensorData, epoch: int, *, plan: BudgetPlan | None = None,
+                    bar: tqdm | None = None) -> dict[str, float]:
+        """One pass over ``data`` (capped at ``steps_per_epoch``); sample-weighted means of the parts.
+
+        With a ``plan`` each step (with its batch preparation) is timed into it, the lr schedule
+        follows its planned steps, and the epoch ends early when the plan is exhausted. ``bar`` is
+        a run-wide progress bar (one tick per step); without one, an epoch bar is shown when
+        ``config.progress``.
+        """
         sums: dict[str, float] = {}
-        seen = correct = labelled = 0
+        seen = correct = labelled = step = 0
         total = self.steps_per_epoch
-        bar = tqdm(total=total, desc=f"epoch {epoch}/{self.config.epochs}", leave=False,
-                   disable=not self.config.progress)
+        own_bar = bar is None
+        if own_bar:
+            bar = tqdm(total=total, desc=f"epoch {epoch}/{self.config.epochs}", leave=False,
+                       disable=not self.config.progress, file=sys.stderr)
+        mark = _now()
         for step, batch in enumerate(data.batches(self.device, train=True), start=1):
             values, outputs = self.train_step(batch, epoch, step)
             n = len(batch["x"])
@@ -861,12 +1146,22 @@ class Trainer:
                 known = batch["y"] >= 0
                 labelled += int(known.sum())
                 correct += int((outputs["logits"].argmax(1) == batch["y"])[known].sum())
-            bar.set_postfix(loss=f"{values['loss']:.4f}", refresh=False)
+            if plan is not None:
+                now = _now()
+                plan.record_step(now - mark)
+                mark = now
+                if plan.planned_steps != self.total_steps:
+                    self.total_steps = plan.planned_steps
+                    if not own_bar:
+                        bar.total = plan.planned_steps
+            bar.set_postfix(epoch=epoch, loss=f"{values['loss']:.4f}", refresh=False)
             bar.update(1)
-            if step >= total:
+            if step >= total or (plan is not None and plan.exhausted):
                 break
-        bar.close()
+        if own_bar:
+            bar.close()
         means = {key: value / seen for key, value in sums.items()}
+        means["steps"] = step
         if labelled:
             means["train_accuracy"] = correct / labelled
         return means
@@ -886,10 +1181,13 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
+            "amp_dtype": _dtype_name(self.amp_dtype),
+            "total_steps": self.total_steps,
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
+        self.total_steps = int(state.get("total_steps", self.total_steps))
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         if state["scaler"]:
@@ -1017,9 +1315,64 @@ def _model_signature(model: nn.Module) -> dict[str, Any]:
     }
 
 
+def _sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _callable_source_sha(obj: Any) -> str:
+    """Hash of the source of a function (partials and bound methods unwrapped; other callables:
+    their class). Falls back to the compiled bytecode, then the qualified name."""
+    while isinstance(obj, functools.partial):
+        obj = obj.func
+    obj = getattr(obj, "__func__", obj)
+    if not inspect.isfunction(obj) and not inspect.isclass(obj) and not inspect.isbuiltin(obj):
+        obj = type(obj)
+    try:
+        return _sha256_text(inspect.getsource(obj))
+    except (OSError, TypeError):
+        code = getattr(obj, "__code__", None)
+        if code is not None:
+            return hashlib.sha256(code.co_code + repr(code.co_consts).encode()).hexdigest()[:16]
+        return _sha256_text(f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}")
+
+
+def run_code_fingerprint(model: nn.Module, extra_terms: Mapping[str, LossTerm] | None = None) -> dict[str, Any]:
+    """The code that produced a run, for its key (issue 12, "caches that notice code changes").
+
+    Covers :func:`affectlab.config.code_fingerprint` of this module and of every ``affectlab``
+    module defining one of the model's submodule classes (their source and, transitively, every
+    package module they import: augmentation, losses, metrics, data containers, ...); the source of
+    each model class defined outside ``affectlab`` and torch (notebooks, tests); the source of each
+    extra loss term, wherever it is defined; and the versions of torch and of any other library a
+    model class comes from (e.g. torchvision). Editing any of them gives a new run key, so an old
+    run is not silently reloaded.
+    """
+    modules = {__name__}
+    outside: dict[str, str] = {}
+    libraries = {"torch": torch.__version__}
+    for module in model.modules():
+        cls = type(module)
+        top = cls.__module__.split(".")[0]
+        if top == "affectlab":
+            modules.add(cls.__module__)
+        elif top != "torch":
+            version = getattr(sys.modules.get(top), "__version__", None)
+            if version is not None:
+                libraries[top] = str(version)
+            else:
+                outside[f"{cls.__module__}.{cls.__qualname__}"] = _callable_source_sha(cls)
+    return {
+        "affectlab": package_code_fingerprint(*sorted(modules)),
+        "model_classes": dict(sorted(outside.items())),
+        "extra_terms": {name: _callable_source_sha(term) for name, term in (extra_terms or {}).items()},
+        "libraries": libraries,
+    }
+
+
 def run_description(model: nn.Module, train_data: TensorData, val_data: TensorData | None, config: TrainConfig,
                     key: Mapping[str, Any] | None, extra_terms: Mapping[str, LossTerm] | None) -> dict[str, Any]:
-    """Everything the configuration hash covers (saved as config.json)."""
+    """Everything the configuration hash covers (saved as config.json), including
+    :func:`run_code_fingerprint`."""
     description = {
         "train": config.hashed(),
         "key": dict(key or {}),
@@ -1027,6 +1380,7 @@ def run_description(model: nn.Module, train_data: TensorData, val_data: TensorDa
         "extra_terms": list(extra_terms or {}),
         "train_data": train_data.describe(),
         "val_data": None if val_data is None else val_data.describe(),
+        "code": run_code_fingerprint(model, extra_terms),
     }
     try:
         config_to_json(description)
@@ -1071,8 +1425,15 @@ def fit(
     Train-or-load: the run lives in ``run_dir`` (default ``default_runs_dir() / f"{name}-{hash}"``).
     If its ``last.pt`` is finished the weights are loaded, not retrained; if unfinished, training
     resumes from it (model, optimiser, schedule, scaler, epoch and RNG states: torch, NumPy,
-    Python, data shuffling) and ends bit-identical to an uninterrupted run on CPU. ``retrain=True``
-    discards an existing run.
+    Python, data shuffling, budget plan, autocast precision) and ends bit-identical to an
+    uninterrupted run on CPU. ``retrain=True`` discards an existing run. A ``last.pt``/``best.pt``
+    that cannot be read raises :class:`CorruptCheckpointError` naming the file and the way out
+    (``retrain=True`` or deleting the run folder).
+
+    With ``config.budget_s`` training stops when the measured budget is spent (see
+    :class:`BudgetPlan`); the last epoch may be partial (history column ``steps``). Progress: one
+    tqdm bar for the run (step count, ETA, epoch and loss) and one line per epoch, on stderr, when
+    ``config.progress`` (papermill's captured stdout stays clean).
 
     Each epoch writes ``last.pt`` (atomic), ``best.pt`` when ``config.monitor_metric`` improves,
     ``history.csv`` and TensorBoard scalars (``tb/``); ``config.json`` holds the hashed description.
@@ -1100,23 +1461,27 @@ def fit(
     last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
     monitor = config.monitor_metric
 
+    def read_checkpoint(path: Path) -> dict[str, Any]:
+        try:
+            return load_checkpoint(path)
+        except (RuntimeError, OSError, EOFError) as exc:
+            raise CorruptCheckpointError(
+                f"{path} is corrupt or unreadable ({exc}). Retrain with fit(..., retrain=True) or delete the run "
+                f"folder {run_dir}") from exc
+
     steps_per_epoch = train_data.num_batches(train=True)
     if steps_per_epoch == 0:
         raise ValueError(f"{train_data.name}: no full batch of {train_data.batch_size} (drop_last=True, "
                          f"{train_data.num_samples} samples)")
     if config.steps_per_epoch is not None:
         steps_per_epoch = min(steps_per_epoch, config.steps_per_epoch)
-    seed_everything(config.seed, deterministic=config.deterministic)
-    train_data.seed(config.seed)
-    trainer = Trainer(model, config, device=device, steps_per_epoch=steps_per_epoch,
-                      input_side=train_data.input_side, extra_terms=extra_terms)
 
     state: dict[str, Any] | None = None
     if retrain or not last_path.exists():  # a fresh run: nothing of an earlier attempt may survive
         for stale in (last_path, best_path, run_dir / "history.csv"):
             stale.unlink(missing_ok=True)
     else:
-        state = load_checkpoint(last_path)
+        state = read_checkpoint(last_path)
         if state["config_hash"] != run_hash:
             raise ConfigError(f"run dir {run_dir} holds a run with config hash {state['config_hash']}, this fit has "
                               f"{run_hash}; use another run_dir or retrain=True")
@@ -1124,16 +1489,37 @@ def fit(
     best = dict(state["best"]) if state else {"epoch": None, "value": None}
 
     if state is not None and state["finished"]:
-        source = best_path if (load_best and best_path.exists()) else last_path
-        weights = state["model"] if source == last_path else load_checkpoint(best_path)["model"]
-        trainer.model.load_state_dict(weights)
-        return FitResult(trainer.model, _history_frame(history), run_dir, best_path if best_path.exists() else None,
+        use_best = load_best and best_path.exists()
+        weights = read_checkpoint(best_path)["model"] if use_best else state["model"]
+        model = model.to(device)
+        if config.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        model.load_state_dict(weights)
+        return FitResult(model, _history_frame(history), run_dir, best_path if best_path.exists() else None,
                          last_path, run_hash, True, best["epoch"], best["value"], monitor)
 
+    seed_everything(config.seed, deterministic=config.deterministic)
+    train_data.seed(config.seed)
+    setup_start = _now()  # a fresh budgeted run counts its setup (e.g. the bf16 probe) into the budget
+    example = None
+    if state is None and config.amp == "auto" and train_data.x.ndim == 4:
+        generator = torch.Generator().manual_seed(0)
+        example = torch.rand((train_data.batch_size, *train_data.output_shape), generator=generator)
+    trainer = Trainer(model, config, device=device, steps_per_epoch=steps_per_epoch,
+                      input_side=train_data.input_side, extra_terms=extra_terms, example_input=example,
+                      amp_dtype=None if state is None else state.get("amp_dtype"))
+    plan = None if config.budget_s is None else BudgetPlan(config.budget_s, config.epochs * steps_per_epoch)
+    if plan is not None:
+        trainer.total_steps = plan.planned_steps
+        if state is None:
+            plan.record_overhead(_now() - setup_start)
     if state is not None:
         trainer.load_state_dict(state)
         train_data.load_state_dict(state["data"])
         restore_rng_state(state["rng"])
+        if plan is not None:
+            plan.load_state_dict(state["budget"])
+            trainer.total_steps = plan.planned_steps
     description_json = config_to_json(description)
     (run_dir / "config.json").write_text(json.dumps({"config_hash": run_hash, **json.loads(description_json)}, indent=2))
 
@@ -1142,17 +1528,27 @@ def fit(
         from torch.utils.tensorboard import SummaryWriter  # imported here: slow import, optional
 
         writer = SummaryWriter(log_dir=str(run_dir / "tb"))
+    done_steps = trainer.scheduler.last_epoch
+    bar = tqdm(total=trainer.total_steps, initial=done_steps, desc=name, unit="step", file=sys.stderr,
+               disable=not config.progress, dynamic_ncols=True)
     try:
         for epoch in range(trainer.epoch + 1, config.epochs + 1):
             start = time.perf_counter()
             lr = trainer.scheduler.get_last_lr()[0]
-            row: dict[str, Any] = {"epoch": epoch, **trainer.train_epoch(train_data, epoch)}
+            bar.set_description(f"{name} epoch {epoch}/{config.epochs}" if plan is None else
+                                f"{name} epoch {epoch} (budget {config.budget_s:.0f} s)")
+            row: dict[str, Any] = {"epoch": epoch, **trainer.train_epoch(train_data, epoch, plan=plan, bar=bar)}
             if val_data is not None:
+                eval_start = _now()
                 row.update({f"val_{k}": v for k, v in trainer.evaluate(val_data).items()})
+                if plan is not None:
+                    plan.record_overhead(_now() - eval_start)
+                    trainer.total_steps = bar.total = plan.planned_steps
             row["lr"] = lr
             row["seconds"] = time.perf_counter() - start
             history.append(row)
             trainer.epoch = epoch
+            finished = epoch == config.epochs or (plan is not None and plan.exhausted)
             if val_data is not None:
                 value = row[f"val_{monitor}"]
                 better = best["value"] is None or (value > best["value"] if HIGHER_IS_BETTER[monitor]
@@ -1163,7 +1559,8 @@ def fit(
                                      "config_hash": run_hash, "epoch": epoch, "monitor": monitor,
                                      "value": float(value), "model": trainer.model.state_dict()}, best_path)
             save_checkpoint({"format": CHECKPOINT_FORMAT, "config_json": description_json, "config_hash": run_hash,
-                             "finished": epoch == config.epochs, "history": history, "best": best,
+                             "finished": finished, "history": history, "best": best,
+                             "budget": None if plan is None else plan.state_dict(),
                              "data": train_data.state_dict(), "rng": capture_rng_state(), **trainer.state_dict()},
                             last_path)
             _write_history_csv(history, run_dir / "history.csv")
@@ -1173,15 +1570,82 @@ def fit(
                         writer.add_scalar(column, value, epoch)
                 writer.flush()
             if config.progress:
-                tqdm.write(f"{name} epoch {epoch}/{config.epochs}: " + ", ".join(
-                    f"{k} {v:.4g}" for k, v in row.items() if k != "epoch"))
+                tqdm.write(f"{name} epoch {epoch}: " + ", ".join(
+                    f"{k} {v:.4g}" for k, v in row.items() if k != "epoch"), file=sys.stderr)
             if on_epoch_end is not None:
                 on_epoch_end(epoch, row)
+            if finished:
+                break
     finally:
+        bar.close()
         if writer is not None:
             writer.close()
 
     if load_best and best_path.exists():
-        trainer.model.load_state_dict(load_checkpoint(best_path)["model"])
+        trainer.model.load_state_dict(read_checkpoint(best_path)["model"])
     return FitResult(trainer.model, _history_frame(history), run_dir, best_path if best_path.exists() else None,
                      last_path, run_hash, False, best["epoch"], best["value"], monitor)
+
+
+# ----------------------------------------------------------------------------------------------
+# the fast FER recipe (issue 13): what chapters use in their quick profile
+# ----------------------------------------------------------------------------------------------
+
+FER_RECIPE_AUGMENT = AugmentConfig(crop_padding=4, crop_padding_mode="replicate", hflip_p=0.5)
+FER_RECIPE_BATCH_SIZE = 128
+
+
+def fer_recipe(budget_s: float | None = 480.0, epochs: int | None = None, *, seed: int = 0,
+               **changes: Any) -> TrainConfig:
+    """The project's fast FER training recipe on CPU, as a :class:`TrainConfig` (issue 13).
+
+    Measured on 2 CPU cores by ``benchmarks/time_to_accuracy.py`` against a plain PyTorch script
+    (README, "Training speed on this CPU"): AdamW (lr 2e-3, weight decay 0.01), a one-cycle
+    schedule (25% half-cosine warm-up from lr/25, cosine to 0) laid out over the *wall-clock
+    budget* (``budget_s``; the trainer measures its steps and plans how many fit), label smoothing
+    0.05, no gradient clipping, channels-last, and amp="auto" (bf16 autocast only where the CPU has
+    native bf16 and a probe measures it faster). Pair it with :func:`fer_recipe_data` (uint8
+    images in memory, batch 128, flip + 4-px replicate-pad crop on whole batches) and
+    :func:`fer_recipe_model` (torchvision ResNet-18, 48 px grey repeated to 3 channels).
+
+    Args:
+        budget_s: wall-clock training budget in seconds, or None to train ``epochs`` epochs.
+        epochs: epochs to train without a budget, or the cap with one (default: no practical cap).
+        seed: the run's seed.
+        changes: any other :class:`TrainConfig` field (e.g. ``progress=False``, ``target="soft"``).
+
+    Example (a chapter's quick profile)::
+
+        config = fer_recipe(budget_s=120, seed=seed, progress=False)
+        result = fit(fer_recipe_model(8), fer_recipe_data(train_faces), None, config, key=..., name="b0")
+    """
+    if budget_s is None and epochs is None:
+        raise ConfigError("fer_recipe needs budget_s (seconds) or epochs (or both: budget with an epoch cap)")
+    base: dict[str, Any] = dict(
+        epochs=epochs if epochs is not None else 1000, budget_s=budget_s, lr=2e-3, weight_decay=0.01,
+        schedule="onecycle", warmup_fraction=0.25, min_lr_ratio=0.0, grad_clip=None, label_smoothing=0.05,
+        amp="auto", channels_last=True, seed=seed, tensorboard=False)
+    base.update(changes)
+    return TrainConfig(**base)
+
+
+def fer_recipe_data(faces: FaceSet, *, train: bool = True, batch_size: int = FER_RECIPE_BATCH_SIZE,
+                    side: int | None = None, soft: bool = False, **data_kwargs: Any) -> TensorData:
+    """The recipe's data: a FaceSet's uint8 images kept in memory, converted per batch to float in
+    [0, 1], repeated to 3 channels, resized only when ``side`` differs, and (``train=True``)
+    augmented per batch with :data:`FER_RECIPE_AUGMENT`; unknown labels (-1) dropped."""
+    return from_faceset(
+        faces, soft=soft, batch_size=batch_size, shuffle=train, drop_last=train, channels=3,
+        resize=side if side is not None and side != min(faces.images.shape[-2:]) else None,
+        augment=BatchAugment(FER_RECIPE_AUGMENT) if train else None, **data_kwargs)
+
+
+def fer_recipe_model(num_classes: int = 8) -> nn.Module:
+    """The recipe's network: torchvision ResNet-18 (weights=None) with ``num_classes`` outputs.
+
+    The standard stem (7x7 stride-2 conv + max-pool) is kept at 48 px: dropping the max-pool gives
+    24x24 instead of 12x12 maps to every residual stage, four times their multiply-adds per image,
+    which a CPU budget cannot afford (``benchmarks/train_throughput.py --candidates`` times it)."""
+    import torchvision  # imported here: only the recipe needs it
+
+    return torchvision.models.resnet18(weights=None, num_classes=num_classes)

@@ -61,6 +61,7 @@ from affectlab.reporting import ResultsRecorder
 
 run = resolve_run(PROFILE, DATA_ROOT or None, SEED, DEVICE)
 cfg = eeg2face.chapter_config(run.profile)
+print(f"PyTorch threads: {eeg2face.configure_threads(cfg)} (why: eeg2face.configure_threads)")
 pd.set_option("display.max_colwidth", 60)
 started = time.perf_counter()
 print(run.to_dict())
@@ -74,16 +75,22 @@ print(cfg)
 #
 # - **Real**: the EEG background, cut from the 30 EEG channels of the EEGLAB tutorial recording in
 #   the data root (resampled 128 -> 100 Hz and band-passed 0.5-45 Hz as the EAV loader does).
-#   Training trials take their background from the first 75 % of the recording, test trials from the
-#   last 25 %. Without a data root the embedded default's *generated* recording is used instead.
+#   Test trials take their background from the last half of the whole recording, training trials
+#   from the first half, each part laid end to end so every second is reused as evenly as its length
+#   allows. Test trials still share background seconds with each other, so every interval below
+#   resamples those 5 s background segments as well as the trials. Without a data root the embedded
+#   default's *generated* recording is used instead.
 # - **Generated**: one smooth blendshape trajectory per trial (the emotion's FACS recipe, talking jaw,
-#   blinks), the EMG it produces on temporal and frontal channels, mixed with an unrelated EMG
-#   surrogate as `(coupling x face + surrogate) / (coupling + 1)`, and the emotion's band-power
-#   rhythms (frontal alpha asymmetry for valence, beta/gamma for arousal). The face reaches the EEG
-#   through **two envelopes only** (mouth: jaw opening + mouth blendshapes; brow: brow blendshapes);
-#   the channels they reach are printed below. Lip shape reaches the EEG only through the mouth
-#   envelope (the mean of 8 mouth blendshapes: smile, press, stretch, funnel, pucker); eyes and cheeks
-#   have no path into the EEG.
+#   blinks), the EMG it produces on temporal and frontal channels (20-45 Hz), mixed with a
+#   face-independent EMG surrogate as `(coupling x face + surrogate) / (coupling + 1)`; the surrogate
+#   is the face of a separately generated trial whose emotion is drawn at random, so at coupling 0
+#   the EMG says nothing about the trial's face *or* its emotion. The emotion's rhythms lie outside
+#   the EMG band: frontal alpha asymmetry (8-12 Hz) for valence, a 13-19 Hz low-beta rhythm for
+#   arousal. The face reaches the EEG through **two envelopes only** (mouth: jaw opening + 0.5 x the
+#   mean of 8 mouth blendshapes; brow: brow blendshapes); the channels they reach are printed below.
+#   Lip *shape* therefore reaches the EEG only as one number per instant: smile, press, stretch,
+#   funnel and pucker all enter that mouth envelope, averaged with the jaw, so the EEG cannot tell a
+#   smile from a pucker of the same strength. Eye and cheek blendshapes have no path into the EEG.
 # - **Exact targets**: `z_v` = the 50 principal components of the 53 ICT-FaceKit blendshapes
 #   (fitted on the training frames) + the 3 jaw parameters, the stand-in for FLAME's 53 codes. No
 #   EMOCA pseudo-ground-truth is needed; frames are rendered only for the figures.
@@ -93,8 +100,9 @@ print(cfg)
 #   `g`. Here the generator re-poses the same trajectory exactly (the emotion recipe of the brow, eye,
 #   cheek-squint and nose-sneer blendshapes swapped, the lower face and jaw kept).
 #
-# Each sample is one face frame (10 fps) with the EEG window centred on it; trials are split 6:2 per
-# subject and emotion (subject-dependent, Sec. 3.0.1).
+# Each sample is one face frame (10 fps) with a 1 s EEG window centred on it (the baselines need 1 s);
+# trials are split 6:2 per subject and emotion (subject-dependent, Sec. 3.0.1). The thesis pairs
+# each frame with its *own* 10 EEG samples (100 ms); how `E_r` reads its window is chosen below.
 #
 # **Real EAV data.** The public EAV EEG loader keeps the *listening* columns, while the thesis pairs
 # the *speaking* trials with video: load a real EAV copy with
@@ -118,16 +126,27 @@ data.counts()
 eeg2face.trial_figure(data)
 
 # %% [markdown]
-# ## Train or load: both stages for every encoder of Table 4.1
+# ## Train or load: both stages for every encoder of Table 4.1, with several seeds
 #
-# `run_table_4_1` trains `E_e` once (cross-entropy), then for each content encoder stage 1 (InfoNCE
-# to `z_v`) and stage 2 (heads on the frozen encoders with `0.7 MSE + 0.3 L_vertex`, the emotion
-# code dropped for 50 % of the samples, plus the re-posed faces with one-hot codes), all through the
-# project trainer. Runs are stored under `AFFECTLAB_RUNS` and loaded instead of retrained when the
-# data and configuration match.
+# `run_table_4_1` does, for each of `cfg.n_seeds` training seeds: `E_e` once (cross-entropy), then
+# for each content encoder stage 1 (InfoNCE to `z_v`) and stage 2 (heads on the frozen encoders with
+# `0.7 MSE + 0.3 L_vertex`, the emotion code dropped for 50 % of the samples, plus the re-posed faces
+# with one-hot codes), all through the project trainer. Runs are stored under `AFFECTLAB_RUNS` and
+# loaded instead of retrained when the data and configuration match.
+#
+# **What `E_r` reads.** `E_r` has no positional encoding (Sec. 4.1.1), so with a 1 s window its
+# attention pooling cannot tell the frame's own 100 ms from the context. Two fixes are measured
+# first, on *validation* trials (one training trial per subject and emotion held out; the test trials
+# are not touched): `frame`, the thesis's pairing (only the frame's own 10 EEG samples), and
+# `positional`, the whole window with a learned position embedding (a deviation). The one with the
+# lower validation LVE becomes `E_r` for the rest of the chapter.
 
 # %%
 table = eeg2face.run_table_4_1(data, cfg, run)
+print(f"E_r input: {table.selection['chosen']}; {table.selection['reason']}")
+eeg2face.selection_frame(table)
+
+# %%
 eeg2face.training_status_frame(table)
 
 # %%
@@ -143,11 +162,13 @@ plots.training_curves_figure(
 # %% [markdown]
 # ## Table 4.1 beside the thesis
 #
-# Our numbers are means over the test segments (5 s pieces of the test trials) of the thesis's
-# metrics, in millimetres on the ICT face: LVE is, per frame, the largest error over the lip vertices
-# (MeshTalk's lip-sync metric), MCE the same over the mouth-corner vertices, EVE over the forehead,
-# cheek and eye vertices. The brackets are 95 % percentile-bootstrap intervals that resample whole
-# test trials (the segments of one trial share its background and trajectory). The thesis's columns
+# Our numbers are means over the test frames and the training seeds of the thesis's metrics, in
+# millimetres on the ICT face: LVE is, per frame, the largest error over the lip vertices (MeshTalk's
+# lip-sync metric), MCE the same over the mouth-corner vertices, EVE over the forehead, cheek and eye
+# vertices. The brackets are 95 % intervals of the pigeonhole bootstrap, which resamples three
+# crossed factors at once: test trials (frames of a trial share its trajectory), 5 s segments of the
+# background recording (test trials reuse them) and training seeds. The per-seed means are shown
+# beside them. The thesis's columns
 # are copied from its Table 4.1; the table prints them in "mm", the text beside it in "x 10^-4 mm",
 # and they come from FLAME meshes fitted by EMOCA to real video. Compare rankings and the distance to
 # the reference rows, not the absolute values.
@@ -174,10 +195,19 @@ print(eeg2face.table_caption(table, "Table 4.1, content-only inference f(z_r)", 
 eeg2face.table_4_1_frame(table, mode="content_only")
 
 # %% [markdown]
+# The thesis ranks `E_r` first. Here the ranking is tested, not read off point estimates: each
+# baseline's error minus `E_r`'s on the same test frames and seeds (paired differences, mm, 95 % CIs
+# over test trials x background segments x seeds):
+
+# %%
+print(eeg2face.table_caption(table, "Ranking: baseline minus E_r, emotion-enhanced"))
+eeg2face.ranking_table(table, cfg.n_bootstrap, run.seed)
+
+# %% [markdown]
 # Each encoder against the mean face, the oracle per-emotion mean face and the per-emotion mean face of
-# `E_e`'s predicted emotion, on the same test segments (paired differences, mm; negative means the
-# encoder's error is lower; 95 % CIs resample whole test trials). The last column answers whether
-# the encoder decodes anything beyond `E_e`'s emotion:
+# `E_e`'s predicted emotion, on the same test frames (paired differences, mm; negative means the
+# encoder's error is lower). The last columns answer whether the encoder decodes anything beyond
+# `E_e`'s emotion:
 
 # %%
 print(eeg2face.table_caption(table, "Paired differences, emotion-enhanced"))
@@ -185,7 +215,7 @@ eeg2face.comparison_frame(table)
 
 # %% [markdown]
 # The emotion encoder `E_e` on the test windows and by majority vote over each test trial's windows,
-# against chance (CIs resample whole test trials):
+# against chance (pooled over seeds; CIs resample test trials, background segments and seeds):
 
 # %%
 print(eeg2face.table_caption(table, "E_e accuracy, 5 emotions", unit="windows"))
@@ -239,15 +269,21 @@ eeg2face.error_maps_figure(data, table.ours)
 # ## What EEG2Face can and cannot recover: the coupling sweep
 #
 # The set is rebuilt with the same trajectories, backgrounds and seeds at several couplings, from
-# face-locked EMG as strong as the unrelated EMG (coupling 1, 0 dB) down to no coupling at all
-# (coupling 0: the EEG still contains EMG, but of another trial). `E_e`, `E_r` and the heads are
-# retrained at each level. With no coupling the EEG holds no frame-level information about the
-# face, so the best a decoder can do is the mean face, or the per-emotion mean face if it recognises
-# the emotion from the planted rhythms. The ceiling at each level is the ridge regression on the
-# planted EMG drive (with the true emotion): what a decoder that found the EMG perfectly could do.
+# face-locked EMG as strong as the face-independent EMG (coupling 1, 0 dB) down to no coupling at all
+# (coupling 0: the EEG still contains EMG, but of a separately generated face of a random emotion).
+# `E_e` and `E_r` are retrained at each level (`sweep_epochs`), the heads for `stage2_epochs`, each
+# with every training seed. With no coupling the EEG holds no frame-level information about the
+# face, so the best a decoder can do is the per-emotion mean face of the emotion it recognises from
+# the planted rhythms. The ceiling at each level is the ridge regression on the planted EMG drive
+# (with the true emotion): what a decoder that found the EMG perfectly could do. The **control** is
+# a small ridge regression on the EEG itself (its 20-45 Hz envelope in 50 ms bins over the window,
+# averaged over the temporal and over the frontal electrodes, plus the true emotion): the positive control at coupling 1 (it should beat the per-emotion mean face)
+# and the negative control at coupling 0 (it should not). The same contrast for `E_r` is its
+# difference to the predicted-emotion mean face at coupling 1 and at coupling 0.
 
 # %%
-sweep = eeg2face.run_coupling_sweep(cfg, run, background, face_model=data.latent.face_model)
+sweep = eeg2face.run_coupling_sweep(cfg, run, background, face_model=data.latent.face_model,
+                                    content_input=table.selection["chosen"])
 eeg2face.coupling_sweep_figure(sweep, f"{eeg2face.ENCODER_LABELS['eeg2face']} vs planted coupling: EAV-like set, "
                                       f"{background.source.split(':')[0]}, seed {run.seed}")
 
@@ -284,9 +320,8 @@ for sentence in eeg2face.findings(table, sweep, control):
 #   and more trials are the first things to try; the training curves above show whether the losses
 #   had levelled off.
 # - The sweep is the control the thesis lacks. At coupling 0 the EEG still tells the emotion (the
-#   planted rhythms; and the generator's EMG surrogate comes from a trial whose emotion is tied to this
-#   trial's, see the deviations), but nothing about the frame: the errors there should lie between the
-#   mean face and the per-emotion mean face. Errors below the per-emotion mean face at coupling 0 would
+#   planted rhythms, outside the EMG band), but nothing about the frame: the errors there should lie
+#   between the mean face and the per-emotion mean face. Errors below the per-emotion mean face at coupling 0 would
 #   mean frame-level content leaks through something other than the planted EMG; errors that fall as
 #   the coupling rises show the decoder reading the EMG.
 # - EAV's real EEG has EMG whose coupling to the video is unknown, and EMOCA's codes are not exact;

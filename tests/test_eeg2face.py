@@ -68,6 +68,38 @@ def test_bad_input_is_named():
         build_content_encoder("resnet")
 
 
+def test_content_regressor_reads_the_frames_own_samples_or_the_window_with_positions():
+    """Sec. 3.0.1 pairs each frame with its own 10 EEG samples: ``frame_samples=10`` reads only
+    ``x[..., T//2 : T//2 + 10]`` of a longer window; ``n_positions`` keeps the window and adds a
+    learned position embedding (not in the thesis, Sec. 4.1.1), so tokens at different places differ."""
+    torch.manual_seed(0)
+    frame = EEGContentRegressor(d_model=32, n_heads=4, frame_samples=10).eval()
+    x = torch.randn(2, 1, 30, 100)
+    z, alpha = frame.forward_with_attention(x)
+    assert alpha.shape == (2, 2)  # ceil(10 / 5) tokens
+    changed = x.clone()
+    changed[..., :50] = 0.0
+    changed[..., 60:] = 0.0  # everything but the frame's own 10 samples
+    torch.testing.assert_close(frame(changed), z)
+    changed[..., 55] += 1.0
+    assert not torch.allclose(frame(changed), z)
+    positional = EEGContentRegressor(d_model=32, n_heads=4, n_positions=20).eval()
+    assert positional.position.shape == (20, 32) and positional.position.requires_grad
+    with torch.no_grad():
+        positional.position.zero_()
+        plain = positional(x)
+        positional.position[0] += 1.0
+        assert not torch.allclose(positional(x), plain)
+    with pytest.raises(ValueError, match="n_positions"):
+        positional(torch.randn(2, 1, 30, 50))
+    with pytest.raises(ValueError, match="not both"):
+        EEGContentRegressor(frame_samples=10, n_positions=20)
+    with pytest.raises(ValueError, match="frame_samples"):
+        EEGContentRegressor(frame_samples=0)
+    with pytest.raises(ValueError, match="holds no 10 samples"):
+        frame(torch.randn(2, 1, 30, 12))
+
+
 def test_attention_pooling_is_a_softmax_weighted_mean():
     torch.manual_seed(0)
     pooling = AttentionPooling(16)

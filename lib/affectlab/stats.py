@@ -30,6 +30,7 @@ __all__ = [
     "paired_difference",
     "verdict_from_ci",
     "VERDICT_WORDS",
+    "crossed_bootstrap_mean",
 ]
 
 
@@ -215,3 +216,46 @@ def verdict_from_ci(low: float, high: float, null: float = 0.0) -> str:
     if high < null:
         return "less"
     return "undecided"
+
+
+def crossed_bootstrap_mean(
+    values: ArrayLike,
+    factors: "dict[str, ArrayLike]",
+    n_resamples: int = 1000,
+    seed: int = 0,
+    alpha: float = 0.05,
+) -> Estimate:
+    """Mean of ``values`` (N,) with a percentile interval that resamples several CROSSED cluster
+    factors at once: the pigeonhole (product-weight) bootstrap of Owen (2007, Ann. Appl. Stat. 1(2),
+    "The pigeonhole bootstrap"). For a paired difference pass the per-row differences ``a - b``.
+
+    ``factors`` maps a name to one label per row (e.g. ``{"trial": ..., "background segment": ...,
+    "seed": ...}``): rows that share a trial, or a background segment, or a training seed, are not
+    independent, and the factors are not nested (one background segment is reused by several
+    trials, one trial spans several segments), so no single cluster id captures both. Each resample
+    draws, independently per factor, as many of its levels as it has, with replacement; a row's weight
+    is the product of its levels' counts, and the statistic is the weighted mean. Owen shows this
+    variance estimate is conservative (slightly too wide) for crossed random effects, where
+    resampling one factor alone is too narrow. A factor with one level adds nothing (its weight is
+    constant); resamples whose weights are all zero are dropped (with a warning).
+    """
+    v = _as_numpy(values, "values").astype(np.float64).ravel()
+    if len(v) == 0 or not np.all(np.isfinite(v)):
+        raise ValueError("parameter values must be a non-empty array of finite numbers")
+    if not factors:
+        raise ValueError("parameter factors must name at least one factor (name -> one label per row)")
+    _check_resampling(n_resamples, alpha)
+    rng = np.random.default_rng(seed)
+    weights = np.ones((n_resamples, len(v)))
+    for name, labels in factors.items():
+        labels = np.asarray(labels).ravel()
+        if len(labels) != len(v):
+            raise ValueError(f"factor {name!r} has {len(labels)} labels; values has {len(v)} rows")
+        levels, codes = np.unique(labels, return_inverse=True)
+        counts = rng.multinomial(len(levels), np.full(len(levels), 1.0 / len(levels)), size=n_resamples)
+        weights *= counts[:, codes]
+    total = weights.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = (weights @ v) / total
+    low, high = _percentiles(np.where(total > 0, means, np.nan), alpha, "crossed_bootstrap_mean")
+    return Estimate(float(v.mean()), low, high)

@@ -22,6 +22,12 @@ What the thesis states, and this module implements:
   ``f(z_r + g(Softmax(z_bar + z_bar_c)))``; and interpolation between two codes
   ``(1 - t) z_a + t z_b`` (Sec. 4.0.1, Fig. 4-2: neutral -> happy/sad/angry).
 - No positional encoding and no class token (Sec. 4.1.1).
+- Each face frame is paired with its own 10 EEG samples (Sec. 3.0.1, ``x_i`` with ``t = 10``).
+  ``EEGContentRegressor(frame_samples=10)`` follows that pairing when it is given a longer window
+  (the baselines need 1 s): it reads only the frame's own 10 samples, ``x[..., T//2 : T//2 + 10]``
+  of a window whose sample ``T//2`` is the frame's time. ``n_positions`` instead keeps the whole
+  window and adds a learned position embedding to the tokens (a stated deviation from Sec. 4.1.1),
+  so that attention pooling can tell the frame's own tokens from the context.
 
 What the thesis leaves open, and the choice made here:
 
@@ -187,20 +193,53 @@ class EEGContentEncoder(nn.Module):
 
 
 class EEGContentRegressor(EEGContentEncoder):
-    """``E_r`` (Sec. 3.0.4): tokenizer, L transformer layers, attention pooling -> ``z_r`` (B, d)."""
+    """``E_r`` (Sec. 3.0.4): tokenizer, L transformer layers, attention pooling -> ``z_r`` (B, d).
+
+    ``frame_samples``: read only the frame's own samples ``x[..., T//2 : T//2 + frame_samples]`` of
+    the input window (the thesis's pairing, Sec. 3.0.1: 10 samples per frame). ``n_positions``: add a
+    learned position embedding (``n_positions`` tokens, the window's ``ceil(T / stride)``) to the
+    tokens before the transformer (not in the thesis, Sec. 4.1.1). At most one of the two.
+    """
 
     def __init__(self, n_chans: int = 30, n_filters: int = 16, kernel_size: int = 30, stride: int = 5,
                  d_model: int = 128, n_heads: int = 8, n_layers: int = 2, ffn_mult: int = 4,
-                 dropout: float = 0.1, latent_dim: int = VISION_LATENT_DIM) -> None:
+                 dropout: float = 0.1, latent_dim: int = VISION_LATENT_DIM, frame_samples: int | None = None,
+                 n_positions: int | None = None) -> None:
         super().__init__(n_chans, d_model, latent_dim)
+        for name, value in (("frame_samples", frame_samples), ("n_positions", n_positions)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"EEGContentRegressor: {name} must be a positive int or None; got {value!r}")
+        if frame_samples is not None and n_positions is not None:
+            raise ValueError("EEGContentRegressor: give frame_samples (thesis pairing) or n_positions (positional "
+                             "context), not both")
+        self.frame_samples, self.n_positions = frame_samples, n_positions
         self.tokenizer = TemporalSpatialTokenizer(n_chans, n_filters, kernel_size, stride, d_model, dropout)
+        self.position = None
+        if n_positions is not None:
+            self.position = nn.Parameter(torch.zeros(n_positions, d_model))
+            nn.init.trunc_normal_(self.position, std=0.02)
         self.transformer = transformer_stack(d_model, n_heads, n_layers, ffn_mult, dropout)
         self.pooling = AttentionPooling(d_model)
 
+    def frame_input(self, x: torch.Tensor) -> torch.Tensor:
+        """The part of the window the encoder reads: the frame's own samples, or all of it."""
+        if self.frame_samples is None:
+            return x
+        centre = x.shape[-1] // 2
+        if centre + self.frame_samples > x.shape[-1]:
+            raise ValueError(f"EEGContentRegressor: a window of {x.shape[-1]} samples holds no {self.frame_samples} "
+                             "samples from its centre on")
+        return x[..., centre:centre + self.frame_samples]
+
     def forward_with_attention(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """EEG (B, 1, C, T) -> ``z_r`` (B, d) and the pooling weights alpha (B, ceil(T/stride))."""
-        tokens = self.transformer(self.tokenizer(as_eeg_batch(x, self.n_chans, type(self).__name__)))
-        return self.pooling(tokens)
+        """EEG (B, 1, C, T) -> ``z_r`` (B, d) and the pooling weights alpha (B, tokens)."""
+        tokens = self.tokenizer(self.frame_input(as_eeg_batch(x, self.n_chans, type(self).__name__)))
+        if self.position is not None:
+            if tokens.shape[1] != self.position.shape[0]:
+                raise ValueError(f"EEGContentRegressor was built for {self.position.shape[0]} tokens "
+                                 f"(n_positions); the input gives {tokens.shape[1]}")
+            tokens = tokens + self.position
+        return self.pooling(self.transformer(tokens))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_with_attention(x)[0]

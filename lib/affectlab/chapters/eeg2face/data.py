@@ -20,7 +20,7 @@ import torch
 
 from affectlab.chapters.eeg2face.config import FPS, SAMPLES_PER_FRAME, SFREQ, ChapterConfig
 from affectlab.chapters.eeg2face.latent import VisionLatent
-from affectlab.config import ConfigError, RunConfig, config_hash
+from affectlab.config import ConfigError, RunConfig, code_fingerprint, config_hash
 from affectlab.facemodel import FaceModel
 from affectlab.models.eeg2face import EMOTIONS, JAW_DIM
 from affectlab.train import TensorData
@@ -39,7 +39,12 @@ class ChapterData:
         z_v: (N, 53) exact vision latent; psi (N, 53) and jaw (N, 3) the frame's true parameters.
         emotion, subject, trial, frame, segment: (N,) int64 (segment = global id of the 5 s
             segment of the trial the frame falls in).
+        background_segment: (N,) int64, the ``segment_seconds`` piece of the background RECORDING
+            that the frame's EEG sample was cut from (trials reuse the recording, so frames of
+            different trials share these; intervals cluster on them as well as on trials).
         train: (N,) bool, True for the 6 of every 8 trials per subject and emotion used to train.
+        heldout: (N,) bool or None: the samples scored as "test"; None means every non-training
+            sample (the test trials). :meth:`validation_view` sets it to held-out training trials.
         latent: the fitted :class:`VisionLatent` (on the training frames).
         paired: the generator's output for all trials (EEG in uV, trajectories, EMG drive; frames
             are not rendered, see :func:`render_trial_frames`).
@@ -57,6 +62,7 @@ class ChapterData:
     trial: torch.Tensor
     frame: torch.Tensor
     segment: torch.Tensor
+    background_segment: torch.Tensor
     train: torch.Tensor
     latent: VisionLatent
     ch_names: tuple[str, ...]
@@ -67,6 +73,7 @@ class ChapterData:
     channel_std: torch.Tensor
     info: dict[str, Any] = dataclasses.field(default_factory=dict)
     z_v_reposed: torch.Tensor | None = None
+    heldout: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.eeg)
@@ -79,7 +86,29 @@ class ChapterData:
 
     @property
     def test(self) -> torch.Tensor:
-        return ~self.train
+        """The samples scored as test: the test trials, or the held-out validation trials of a
+        :meth:`validation_view`."""
+        return ~self.train if self.heldout is None else self.heldout
+
+    def validation_view(self, trials_per_emotion: int = 1, seed: int = 0) -> "ChapterData":
+        """The same data with ``trials_per_emotion`` of each subject's and emotion's TRAINING trials
+        held out as validation: ``train`` loses them and ``test`` is them (the test trials are not
+        used at all). For choices made on data, never on the test split. The data hash changes, so
+        fits on the view are stored apart from the full data's."""
+        rng = np.random.default_rng(seed)
+        trial_ids = torch.unique(self.trial[self.train])
+        held = []
+        for s in torch.unique(self.subject).tolist():
+            for e in range(len(EMOTIONS)):
+                ids = torch.unique(self.trial[self.train & (self.subject == s) & (self.emotion == e)]).numpy()
+                if len(ids) <= trials_per_emotion:
+                    raise ConfigError(f"validation_view: subject {s}, {EMOTIONS[e]} has {len(ids)} training trials; "
+                                      f"cannot hold out {trials_per_emotion}")
+                held.extend(rng.choice(ids, trials_per_emotion, replace=False).tolist())
+        val = torch.isin(self.trial, torch.as_tensor(held)) & self.train
+        info = {**self.info, "hash": config_hash({"data": self.info.get("hash"), "validation": sorted(held)}),
+                "validation_trials": len(held), "train_trials": int(len(trial_ids)) - len(held)}
+        return dataclasses.replace(self, train=self.train & ~val, heldout=val, info=info)
 
     def counts(self) -> pd.DataFrame:
         """Trials and samples per split and emotion."""
@@ -155,22 +184,39 @@ def split_trials(n_subjects: int, trials_per_emotion: int, seed: int) -> np.ndar
     return test.reshape(-1)
 
 
+TEST_BACKGROUND_SHARE = 0.5
+"""Share of the background recording that the test trials' EEG is cut from (the rest trains)."""
+
+
 def background_pieces(background: BackgroundEEG, is_test: np.ndarray, n_samples: int, seed: int,
-                      test_fraction: float = 0.25) -> np.ndarray:
-    """One background piece (channels, n_samples) per trial: training trials take theirs from the
-    first ``1 - test_fraction`` of the recording, test trials from the rest, so no test trial shares
-    real EEG with a training trial. Pieces start at random offsets and wrap around within their part
-    when the part is shorter than a trial (the 60 s embedded recording)."""
+                      test_fraction: float = TEST_BACKGROUND_SHARE) -> tuple[np.ndarray, np.ndarray]:
+    """One background piece (channels, n_samples) per trial, cut from the WHOLE recording: test
+    trials from its last ``test_fraction``, training trials from the rest, so no test trial shares
+    real EEG with a training trial. Within each part the pieces are laid end to end (from a random
+    offset, in random trial order, wrapping around at the part's end), so every second of the part
+    is reused as evenly as its length allows (a 20 s trial on 120 s of test recording: each second
+    serves about n_test x 20 / 120 test trials).
+
+    Returns the pieces (trials, channels, n_samples) and, per trial and EEG sample, the recording
+    sample it came from (trials, n_samples) (for clustering intervals on shared recording segments).
+    """
+    if not 0.0 < test_fraction < 1.0:
+        raise ConfigError(f"background_pieces: test_fraction must be in (0, 1); got {test_fraction!r}")
     length = background.data.shape[1]
     cut = int(round(length * (1.0 - test_fraction)))
-    parts = {False: background.data[:, :cut], True: background.data[:, cut:]}
+    parts = {False: (0, cut), True: (cut, length)}
     rng = np.random.default_rng(seed)
     out = np.empty((len(is_test), background.data.shape[0], n_samples), dtype=np.float32)
-    for i, test in enumerate(is_test):
-        part = parts[bool(test)]
-        start = int(rng.integers(part.shape[1]))
-        out[i] = part[:, (start + np.arange(n_samples)) % part.shape[1]]
-    return out
+    source = np.empty((len(is_test), n_samples), dtype=np.int64)
+    for test, (lo, hi) in parts.items():
+        rows = np.flatnonzero(np.asarray(is_test, dtype=bool) == test)
+        span = hi - lo
+        offset = int(rng.integers(span))
+        for k, i in enumerate(rng.permutation(rows)):
+            idx = lo + (offset + k * n_samples + np.arange(n_samples)) % span
+            out[i] = background.data[:, idx]
+            source[i] = idx
+    return out, source
 
 
 def _frame_windows(eeg: np.ndarray, frames: np.ndarray, window: int) -> np.ndarray:
@@ -197,7 +243,7 @@ def build_chapter_data(cfg: ChapterConfig, run: RunConfig, background: Backgroun
     face_model = face_model or FaceModel.load(run.data_root)
     is_test = split_trials(cfg.n_subjects, cfg.trials_per_emotion, run.seed)
     n_samples = int(round(cfg.trial_seconds * SFREQ))
-    pieces = background_pieces(background, is_test, n_samples, run.seed)
+    pieces, recording_sample = background_pieces(background, is_test, n_samples, run.seed, cfg.test_background_share)
     paired = generate_paired(n_subjects=cfg.n_subjects, trials_per_emotion=cfg.trials_per_emotion,
                              seconds=cfg.trial_seconds, sfreq=SFREQ, fps=FPS, tasks=("speaking",), coupling=coupling,
                              background=pieces, render=False, ch_names=background.ch_names, seed=run.seed,
@@ -235,11 +281,16 @@ def build_chapter_data(cfg: ChapterConfig, run: RunConfig, background: Backgroun
     frames_per_segment = int(round(cfg.segment_seconds * FPS))
     n_segments = math.ceil(n_frames / frames_per_segment)
     emg_snr_db = 20.0 * math.log10(coupling) if coupling > 0 else -math.inf
-    data_fields = ("n_subjects", "trials_per_emotion", "trial_seconds", "window_seconds", "frame_step")
+    samples_per_segment = int(round(cfg.segment_seconds * SFREQ))
+    background_segment = torch.as_tensor(recording_sample[:, frames * SAMPLES_PER_FRAME] // samples_per_segment)
+    data_fields = ("n_subjects", "trials_per_emotion", "trial_seconds", "window_seconds", "frame_step",
+                   "test_background_share")
     description = {"cfg": {k: getattr(cfg, k) for k in data_fields},
+                   "generator": code_fingerprint("affectlab.data.generate.paired", "affectlab.chapters.eeg2face.data"),
                    "coupling": coupling, "seed": run.seed, "background": background.fingerprint,
                    "face_model": face_model.source_sha256}
-    source = (f"{background.source}; generated: EMG and emotion rhythms (affectlab.data.generate.eeg.simulate_eeg), "
+    source = (f"{background.source}; generated: EMG and valence rhythm (affectlab.data.generate.eeg.simulate_eeg), "
+              f"arousal rhythm at 13-19 Hz (affectlab.data.generate.paired.arousal_rhythm), "
               f"face trajectories and z_v (affectlab.data.generate.paired, exact, no EMOCA); {paired.source}")
     return ChapterData(
         eeg=torch.as_tensor(windows.reshape(-1, windows.shape[2], window)),
@@ -251,6 +302,7 @@ def build_chapter_data(cfg: ChapterConfig, run: RunConfig, background: Backgroun
         trial=trial,
         frame=frame,
         segment=trial * n_segments + frame // frames_per_segment,
+        background_segment=background_segment.reshape(-1),
         train=torch.as_tensor(train_trials).repeat_interleave(n_f),
         latent=latent,
         ch_names=background.ch_names,
@@ -262,7 +314,10 @@ def build_chapter_data(cfg: ChapterConfig, run: RunConfig, background: Backgroun
         info={"hash": config_hash(description), "emg_snr_db": emg_snr_db, "window_samples": window,
               "frames_per_trial": n_f, "n_trials": n_trials, "test_trials": int(is_test.sum()),
               "dropped_variance": latent.dropped_variance, "real_background": background.real,
-              "seed": run.seed, "n_subjects": cfg.n_subjects, "background_seconds": background.seconds},
+              "seed": run.seed, "n_subjects": cfg.n_subjects, "background_seconds": background.seconds,
+              "test_background_seconds": background.seconds * cfg.test_background_share,
+              "test_background_segments": int(torch.unique(background_segment[torch.as_tensor(is_test)]).numel()),
+              "paired_version": paired.meta.get("paired_version")},
         z_v_reposed=torch.stack(reposed, dim=1).float(),
     )
 

@@ -1,92 +1,118 @@
-"""Chapter 03's measurements (EEG2Face, Sec. 4.0.2): LVE / MCE / EVE per test segment with
-intervals that resample whole test trials, paired differences to the reference predictors (mean
-face, per-emotion mean faces, ridge ceilings on the planted EMG), ``E_e``'s accuracy, and what the
-emotion code does to the face (Fig. 4-2, measured).
+"""Chapter 03's measurements (EEG2Face, Sec. 4.0.2): LVE / MCE / EVE per test frame, pooled over
+training seeds, with intervals that resample whole test trials, the background-recording segments
+they share and the seeds at once (:func:`affectlab.stats.crossed_bootstrap_mean`); paired
+differences to the reference predictors (mean face, per-emotion mean faces, ridge ceilings on the
+planted EMG, a ridge control on the EEG itself) and between encoders; ``E_e``'s accuracy; and what
+the emotion code does to the face (Fig. 4-2, measured).
 
-Every interval comes from :mod:`affectlab.stats` (cluster bootstrap over test trials); the mean
-faces and ceilings are the references a decoder of this semi-synthetic set must be compared with.
+Why three factors: every test frame belongs to a trial (its face trajectory), its EEG was cut from a
+segment of the ONE background recording that several test trials reuse, and every model row is
+trained with several seeds; none of these is nested in another, so each is resampled (Owen's
+pigeonhole bootstrap; resampling trials alone is too narrow when backgrounds are shared).
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 
-from affectlab import metrics, reporting, stats
+from affectlab import reporting, stats
 from affectlab.chapters.eeg2face.config import METRIC_NAMES, SAMPLES_PER_FRAME, ChapterConfig
 from affectlab.chapters.eeg2face.data import ChapterData
 from affectlab.chapters.eeg2face.latent import region_vertex_ids
 from affectlab.config import RunConfig
 from affectlab.models.eeg2face import EMOTIONS, EEG2Face
 
+FACTORS = ("trial", "background_segment", "seed")
+"""The crossed factors every interval resamples (:func:`affectlab.stats.crossed_bootstrap_mean`)."""
+METRIC_REGIONS = {"LVE": "lips", "MCE": "mouth_corners", "EVE": "emotional"}
+"""Sec. 4.0.2's metric -> region of :func:`affectlab.chapters.eeg2face.latent.region_vertex_ids`."""
 
-def segment_vertex_errors(z_hat: torch.Tensor, data: ChapterData, mask: torch.Tensor) -> pd.DataFrame:
-    """Per test segment: LVE, MCE and EVE (mm) of the predicted latents ``z_hat`` (one row per
-    sample of ``mask``) against the TRUE meshes of those frames (their exact blendshapes and jaw).
 
-    Each metric is the thesis's frame-wise maximum L2 error over the region's vertices averaged over
-    the segment's frames (:func:`affectlab.metrics.lip_vertex_error` and siblings); returns one row
-    per segment with its trial and emotion.
+def frame_vertex_errors(z_hat: torch.Tensor, data: ChapterData, mask: torch.Tensor, seed: int = -1,
+                        chunk: int = 256) -> pd.DataFrame:
+    """Per frame of ``mask``: LVE, MCE and EVE (mm) of the predicted latents ``z_hat`` (one row per
+    sample of ``mask``) against the TRUE meshes of those frames (exact blendshapes and jaw).
+
+    Each metric is the thesis's per-frame maximum L2 error over the region's vertices (the frame
+    term of :func:`affectlab.metrics.lip_vertex_error` and siblings, whose mean over frames it is).
+    Columns: ``sample`` (index into ``data``), ``trial``, ``emotion``, ``background_segment``,
+    ``seed`` (the training seed of the predictor, -1 for one that has none), LVE, MCE, EVE.
     """
     idx = torch.nonzero(mask).flatten()
     if len(z_hat) != len(idx):
         raise ValueError(f"z_hat has {len(z_hat)} rows but the mask selects {len(idx)} samples")
     latent, face_model = data.latent, data.latent.face_model
     regions = region_vertex_ids(face_model)
-    segments = data.segment[idx]
-    rows = []
+    errors = {name: [] for name in METRIC_NAMES}
     with torch.no_grad():
-        for seg in torch.unique(segments).tolist():
-            rows_in = torch.nonzero(segments == seg).flatten()
-            frames = idx[rows_in]
-            pred = latent.vertices(z_hat[rows_in].float()).numpy()
-            true = face_model.vertices(psi=data.psi[frames], jaw=data.jaw[frames]).numpy()
-            rows.append({
-                "segment": seg,
-                "trial": int(data.trial[frames[0]]),
-                "emotion": int(data.emotion[frames[0]]),
-                "frames": len(frames),
-                "LVE": metrics.lip_vertex_error(pred, true, regions["lips"].numpy()),
-                "MCE": metrics.mouth_corner_error(pred, true, regions["mouth_corners"].numpy()),
-                "EVE": metrics.emotional_vertex_error(pred, true, regions["emotional"].numpy()),
-            })
-    return pd.DataFrame(rows)
+        for start in range(0, len(idx), chunk):
+            rows = idx[start:start + chunk]
+            pred = latent.vertices(z_hat[start:start + chunk].float())
+            true = face_model.vertices(psi=data.psi[rows], jaw=data.jaw[rows])
+            dist = torch.linalg.vector_norm(pred.double() - true.double(), dim=-1)  # (B, V)
+            for name, region in METRIC_REGIONS.items():
+                errors[name].append(dist[:, regions[region]].amax(1))
+    return pd.DataFrame({"sample": idx.numpy(), "trial": data.trial[idx].numpy(), "emotion": data.emotion[idx].numpy(),
+                         "background_segment": data.background_segment[idx].numpy(),
+                         "seed": np.full(len(idx), int(seed)),
+                         **{name: torch.cat(v).numpy() if v else np.zeros(0) for name, v in errors.items()}})
 
 
-def _mean_of_values(_: np.ndarray, values: np.ndarray) -> float:
-    return float(np.mean(values))
+def pool_seeds(tables: pd.DataFrame | Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """One frame table of :func:`frame_vertex_errors` per seed -> one table (rows of every seed)."""
+    if isinstance(tables, pd.DataFrame):
+        return tables
+    if not tables:
+        raise ValueError("pool_seeds: no frame tables given")
+    return pd.concat(list(tables), ignore_index=True)
 
 
-def summarise_errors(per_segment: pd.DataFrame, n_bootstrap: int, seed: int) -> dict[str, float]:
-    """Mean over test segments of each metric and its 95 % percentile-bootstrap CI. The segments of
-    one trial share its background EEG and its face trajectory, so whole test TRIALS are resampled
-    (cluster bootstrap, :func:`affectlab.stats.bootstrap_ci` with ``clusters``). Keys ``LVE``,
-    ``LVE_low``, ``LVE_high``, ... (mm), ``segments`` and ``trials``."""
-    out: dict[str, float] = {"segments": float(len(per_segment)), "trials": float(per_segment["trial"].nunique())}
-    labels = per_segment["emotion"].to_numpy()
+def summarise_errors(frames: pd.DataFrame | Sequence[pd.DataFrame], n_bootstrap: int, seed: int) -> dict[str, Any]:
+    """Mean over test frames (and training seeds) of each metric with its 95 % CI from
+    :func:`affectlab.stats.crossed_bootstrap_mean` over test trials x background segments x seeds.
+    Keys ``LVE``, ``LVE_low``, ``LVE_high``, ``LVE_per_seed`` (list, one mean per seed), ...,
+    ``frames`` (test frames per seed), ``trials``, ``background_segments``, ``seeds``."""
+    table = pool_seeds(frames)
+    seeds = sorted(table["seed"].unique().tolist())
+    out: dict[str, Any] = {"frames": float(len(table) // max(len(seeds), 1)), "trials": float(table["trial"].nunique()),
+                           "background_segments": float(table["background_segment"].nunique()),
+                           "seeds": [int(s) for s in seeds if s >= 0]}
+    factors = {f: table[f].to_numpy() for f in FACTORS}
     for name in METRIC_NAMES:
-        point, low, high = stats.bootstrap_ci(_mean_of_values, labels, per_segment[name].to_numpy(),
-                                                n_resamples=n_bootstrap, seed=seed, stratified=False,
-                                                clusters=per_segment["trial"].to_numpy())
-        out.update({name: point, f"{name}_low": low, f"{name}_high": high})
+        est = stats.crossed_bootstrap_mean(table[name].to_numpy(), factors, n_resamples=n_bootstrap, seed=seed)
+        out.update({name: est.value, f"{name}_low": est.low, f"{name}_high": est.high,
+                    f"{name}_per_seed": [float(v) for v in table.groupby("seed")[name].mean().tolist()]})
     return out
 
 
-def segment_difference(a: pd.DataFrame, b: pd.DataFrame, metric: str, n_bootstrap: int, seed: int) -> stats.Estimate:
-    """Mean over test segments of ``a[metric] - b[metric]`` (two per-segment tables of
-    :func:`segment_vertex_errors` on the same segments) with a 95 % paired cluster-bootstrap CI over
-    test trials (:func:`affectlab.stats.paired_difference`): negative = ``a`` has the lower error.
-    Read it with :func:`affectlab.stats.verdict_from_ci` ("less" = ``a`` lower)."""
-    merged = a.merge(b, on=["segment", "trial", "emotion"], suffixes=("_a", "_b"))
+def _aligned(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
+    """Rows of ``a`` and ``b`` on the same (seed, sample); a seedless ``b`` (seed -1) pairs with every seed of ``a``."""
+    if (b["seed"] < 0).all() and not (a["seed"] < 0).all():
+        b = pd.concat([b.assign(seed=s) for s in a["seed"].unique()], ignore_index=True)
+    elif (a["seed"] < 0).all() and not (b["seed"] < 0).all():
+        a = pd.concat([a.assign(seed=s) for s in b["seed"].unique()], ignore_index=True)
+    merged = a.merge(b, on=["seed", "sample", "trial", "emotion", "background_segment"], suffixes=("_a", "_b"))
     if len(merged) != len(a) or len(merged) != len(b):
-        raise ValueError(f"segment_difference: the two tables must hold the same segments ({len(a)} vs {len(b)} rows)")
-    return stats.paired_difference(_mean_of_values, merged["emotion"].to_numpy(), merged[f"{metric}_a"].to_numpy(),
-                                   merged[f"{metric}_b"].to_numpy(), n_resamples=n_bootstrap, seed=seed,
-                                   stratified=False, clusters=merged["trial"].to_numpy())
+        raise ValueError(f"paired difference: the two tables must hold the same frames and seeds ({len(a)} vs {len(b)} "
+                         f"rows, {len(merged)} matched)")
+    return merged
+
+
+def frame_difference(a: pd.DataFrame | Sequence[pd.DataFrame], b: pd.DataFrame | Sequence[pd.DataFrame], metric: str,
+                     n_bootstrap: int, seed: int) -> stats.Estimate:
+    """Mean over the same test frames (and seeds) of ``a[metric] - b[metric]`` with the 95 % CI of
+    :func:`affectlab.stats.crossed_bootstrap_mean` (test trials x background segments x seeds):
+    negative = ``a`` has the lower error. A seedless reference ``b`` is paired with every seed of
+    ``a``. Read it with :func:`affectlab.stats.verdict_from_ci` ("less" = ``a`` lower)."""
+    merged = _aligned(pool_seeds(a), pool_seeds(b))
+    factors = {f: merged[f].to_numpy() for f in FACTORS}
+    return stats.crossed_bootstrap_mean(merged[f"{metric}_a"].to_numpy() - merged[f"{metric}_b"].to_numpy(), factors,
+                                        n_resamples=n_bootstrap, seed=seed)
 
 
 def mean_face_latents(data: ChapterData, per_emotion: bool = False,
@@ -136,28 +162,43 @@ def latent_roundtrip(data: ChapterData) -> torch.Tensor:
     return data.z_v[data.test]
 
 
-def emotion_accuracy(logits: torch.Tensor, labels: torch.Tensor, n_bootstrap: int, seed: int,
-                     trials: torch.Tensor | None = None) -> dict[str, float]:
-    """Accuracy of ``E_e`` on test windows, chance (1 / classes) and the majority-class rate of the
-    test labels. With ``trials`` (the trial id of each window) the CI resamples whole trials (the
-    windows of a trial share its label and background), and the per-trial majority vote of the
-    windows is scored too (``trial_accuracy`` with a bootstrap CI over trials)."""
-    y = labels.numpy()
-    pred = logits.argmax(1).numpy()
-    clusters = None if trials is None else trials.numpy()
-    point, low, high = stats.bootstrap_ci(metrics.accuracy, y, pred, n_resamples=n_bootstrap, seed=seed,
-                                            stratified=clusters is None, clusters=clusters)
+def emotion_accuracy(logits: torch.Tensor | Sequence[torch.Tensor], data: ChapterData, n_bootstrap: int, seed: int,
+                     seeds: Sequence[int] | None = None) -> dict[str, Any]:
+    """Accuracy of ``E_e`` on the test windows (``logits``: one (test windows, 5) tensor per
+    training seed), pooled over seeds, against chance (1 / classes) and the majority-class rate of
+    the test labels. The CI resamples test trials x background segments x seeds
+    (:func:`affectlab.stats.crossed_bootstrap_mean`); the per-trial majority vote of the windows
+    (``trial_accuracy``) resamples trials x seeds."""
+    logits = [logits] if isinstance(logits, torch.Tensor) else list(logits)
+    seeds = list(range(len(logits))) if seeds is None else list(seeds)
+    mask = data.test
+    y = data.emotion[mask].numpy()
+    trials, segments = data.trial[mask].numpy(), data.background_segment[mask].numpy()
+    correct, votes_ok, vote_trials, vote_seeds, per_seed = [], [], [], [], []
+    for s, lg in zip(seeds, logits):
+        pred = lg.argmax(1).numpy()
+        if len(pred) != len(y):
+            raise ValueError(f"emotion_accuracy: {len(pred)} predictions for {len(y)} test windows")
+        correct.append(pred == y)
+        per_seed.append(float((pred == y).mean()))
+        for t in np.unique(trials):
+            rows = trials == t
+            votes_ok.append(np.bincount(pred[rows], minlength=len(EMOTIONS)).argmax() == y[rows][0])
+            vote_trials.append(t)
+            vote_seeds.append(s)
+    n = len(y)
+    factors = {"trial": np.tile(trials, len(logits)), "background_segment": np.tile(segments, len(logits)),
+               "seed": np.repeat(seeds, n)}
+    acc = stats.crossed_bootstrap_mean(np.concatenate(correct).astype(float), factors, n_bootstrap, seed)
     majority = float(reporting.reference_rows(y, EMOTIONS, scale=1.0)["accuracy"].iloc[0])
-    out = {"accuracy": point, "accuracy_low": low, "accuracy_high": high, "chance": 1.0 / len(EMOTIONS),
-           "majority_rate": majority, "windows": float(len(y))}
-    if clusters is not None:
-        ids = np.unique(clusters)
-        votes = np.array([np.bincount(pred[clusters == t], minlength=len(EMOTIONS)).argmax() for t in ids])
-        truth = np.array([y[clusters == t][0] for t in ids])
-        t_point, t_low, t_high = stats.bootstrap_ci(metrics.accuracy, truth, votes, n_resamples=n_bootstrap,
-                                                      seed=seed, stratified=False)
-        out.update({"trial_accuracy": t_point, "trial_accuracy_low": t_low, "trial_accuracy_high": t_high,
-                    "trials": float(len(ids))})
+    out: dict[str, Any] = {"accuracy": acc.value, "accuracy_low": acc.low, "accuracy_high": acc.high,
+                           "accuracy_per_seed": per_seed, "chance": 1.0 / len(EMOTIONS), "majority_rate": majority,
+                           "windows": float(n), "seeds": [int(s) for s in seeds]}
+    votes = stats.crossed_bootstrap_mean(np.asarray(votes_ok, dtype=float),
+                                         {"trial": np.asarray(vote_trials), "seed": np.asarray(vote_seeds)},
+                                         n_bootstrap, seed)
+    out.update({"trial_accuracy": votes.value, "trial_accuracy_low": votes.low, "trial_accuracy_high": votes.high,
+                "trials": float(len(np.unique(trials)))})
     return out
 
 
@@ -176,6 +217,7 @@ PER_EMOTION_MEAN_FACE = "per-emotion mean face (true label: oracle)"
 PREDICTED_EMOTION_MEAN_FACE = "per-emotion mean face (E_e's predicted emotion)"
 DRIVE_CEILING = "ceiling: planted EMG drive + true emotion (ridge)"
 ACTIONS_CEILING = "ceiling: face-locked actions + true emotion (ridge)"
+EEG_RIDGE = "control: ridge on the EEG's 20-45 Hz envelope + true emotion"
 
 
 def planted_window_features(data: ChapterData, source: str = "emg_drive") -> torch.Tensor:
@@ -197,66 +239,115 @@ def planted_window_features(data: ChapterData, source: str = "emg_drive") -> tor
                            dtype=torch.float32)
 
 
-def ridge_ceiling_latents(data: ChapterData, source: str = "emg_drive") -> torch.Tensor:
-    """A known-ground-truth ceiling for the test samples: ridge regression (penalty chosen by
-    leave-one-out on the training samples) from :func:`planted_window_features` to ``z_v``, fitted
-    on the training frames. It reads the planted signal directly, without the EEG background, the
-    emotion rhythms or the other channels, and knows the true emotion: a linear decoder of the
-    EEG's EMG can hardly do better (a non-linear one might, a little)."""
+def _ridge_latents(x: np.ndarray, data: ChapterData) -> torch.Tensor:
+    """Ridge regression (standardised inputs, penalty chosen by leave-one-out on the training samples)
+    from per-sample features ``x`` (N, k) to ``z_v``, fitted on the training samples; predictions for
+    the test samples."""
     from sklearn.linear_model import RidgeCV
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    x = planted_window_features(data, source).numpy()
     train, test = data.train.numpy(), data.test.numpy()
     model = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-2, 4, 13)))
     model.fit(x[train], data.z_v[data.train].numpy())
     return torch.as_tensor(model.predict(x[test]), dtype=torch.float32)
 
 
-def reference_latents(data: ChapterData, predicted_emotions: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-    """The reference predictors of the test samples: the mean face (a decoder that learned nothing),
-    the per-emotion mean face (knows the true emotion, no frame-level content), with
-    ``predicted_emotions`` (``E_e``'s label per test window, :func:`predicted_test_emotions`) the
-    per-emotion mean face of the PREDICTED emotion (non-oracle: emotion recognition alone), and the
-    two ridge ceilings of :func:`ridge_ceiling_latents` (what the planted signal allows)."""
-    out = {MEAN_FACE: mean_face_latents(data), PER_EMOTION_MEAN_FACE: mean_face_latents(data, per_emotion=True)}
+def ridge_ceiling_latents(data: ChapterData, source: str = "emg_drive") -> torch.Tensor:
+    """A known-ground-truth ceiling for the test samples: :func:`_ridge_latents` from
+    :func:`planted_window_features` to ``z_v``. It reads the planted signal directly, without the
+    EEG background, the emotion rhythms or the other channels, and knows the true emotion: a linear
+    decoder of the EEG's EMG can hardly do better (a non-linear one might, a little)."""
+    return _ridge_latents(planted_window_features(data, source).numpy(), data)
+
+
+EMG_LOW_HZ = 20.0
+"""Lower edge of the EMG band the EEG ridge control reads (the generator's EMG is 20-45 Hz)."""
+
+
+EEG_POWER_BIN = 5
+"""Samples per bin (50 ms) of :func:`eeg_power_features`' envelope."""
+
+
+def eeg_power_features(data: ChapterData) -> torch.Tensor:
+    """Per sample, from the EEG itself (never the planted drive): the EMG envelope of the window, i.e.
+    the EEG high-passed at :data:`EMG_LOW_HZ` (FFT mask), its RMS in bins of :data:`EEG_POWER_BIN`
+    samples across the whole window, averaged over the temporal channels and over the frontal
+    channels (the two electrode groups where facial muscles show: ``data.emg_channels``; averaging
+    independent channels is what makes a 50 ms envelope readable), then the one-hot TRUE emotion (5).
+    RMS, not log power: the EMG amplitude is linear in the drive."""
+    x = data.eeg.double()
+    window = x.shape[-1]
+    spectrum = torch.fft.rfft(x, dim=-1)
+    spectrum[..., torch.fft.rfftfreq(window, 1.0 / 100.0) < EMG_LOW_HZ] = 0
+    high = torch.fft.irfft(spectrum, n=window, dim=-1)
+    usable = window // EEG_POWER_BIN * EEG_POWER_BIN
+    envelope = high[..., :usable].reshape(*high.shape[:2], -1, EEG_POWER_BIN).pow(2).mean(-1).sqrt()  # (N, C, bins)
+    groups = [[data.ch_names.index(c) for c in data.emg_channels[g]] for g in ("mouth", "brow")]
+    if not all(groups):
+        raise ValueError(f"eeg_power_features: no EMG channel group among {data.ch_names} ({data.emg_channels})")
+    parts = [envelope[:, idx].mean(1) for idx in groups]
+    onehot = torch.eye(len(EMOTIONS), dtype=torch.float64)[data.emotion]
+    return torch.cat(parts + [onehot], 1).float()
+
+
+def eeg_ridge_latents(data: ChapterData) -> torch.Tensor:
+    """The control on the EEG itself (chapter issue, item 5): :func:`_ridge_latents` from
+    :func:`eeg_power_features`. With a face-locked EMG (coupling > 0) it should beat the per-emotion
+    mean face, which knows the same true emotion but nothing about the frame; at coupling 0 it
+    should not (the EEG then holds no frame-level content)."""
+    return _ridge_latents(eeg_power_features(data).numpy(), data)
+
+
+def reference_latents(data: ChapterData) -> dict[str, torch.Tensor]:
+    """The seed-free reference predictors of the test samples: the mean face (a decoder that learned
+    nothing), the per-emotion mean face (knows the true emotion, no frame-level content), the two ridge
+    ceilings of :func:`ridge_ceiling_latents` (what the planted signal allows) and the EEG ridge
+    control (:func:`eeg_ridge_latents`). The per-emotion mean face of ``E_e``'s PREDICTED emotion
+    depends on ``E_e``'s training seed: :func:`baseline_frames`."""
+    return {MEAN_FACE: mean_face_latents(data), PER_EMOTION_MEAN_FACE: mean_face_latents(data, per_emotion=True),
+            DRIVE_CEILING: ridge_ceiling_latents(data, "emg_drive"),
+            ACTIONS_CEILING: ridge_ceiling_latents(data, "face_actions"), EEG_RIDGE: eeg_ridge_latents(data)}
+
+
+def baseline_frames(data: ChapterData, predicted_emotions: Sequence[torch.Tensor] | None = None,
+                    seeds: Sequence[int] | None = None) -> dict[str, pd.DataFrame]:
+    """Per-frame test errors (:func:`frame_vertex_errors`) of every reference predictor: the seed-free
+    ones of :func:`reference_latents` (seed -1) and, with ``predicted_emotions`` (``E_e``'s label per
+    test window, one tensor per training seed, :func:`predicted_test_emotions`), the per-emotion mean
+    face of the predicted emotion (non-oracle: emotion recognition alone), one table per seed pooled."""
+    out = {name: frame_vertex_errors(z, data, data.test) for name, z in reference_latents(data).items()}
     if predicted_emotions is not None:
-        out[PREDICTED_EMOTION_MEAN_FACE] = mean_face_latents(data, test_emotions=predicted_emotions)
-    out.update({DRIVE_CEILING: ridge_ceiling_latents(data, "emg_drive"),
-                ACTIONS_CEILING: ridge_ceiling_latents(data, "face_actions")})
+        seeds = list(range(len(predicted_emotions))) if seeds is None else list(seeds)
+        out[PREDICTED_EMOTION_MEAN_FACE] = pool_seeds([
+            frame_vertex_errors(mean_face_latents(data, test_emotions=p), data, data.test, seed=s)
+            for s, p in zip(seeds, predicted_emotions)])
     return out
 
 
-def baseline_segments(data: ChapterData, predicted_emotions: torch.Tensor | None = None) -> dict[str, pd.DataFrame]:
-    """Per-segment test errors (:func:`segment_vertex_errors`) of every :func:`reference_latents` predictor."""
-    return {name: segment_vertex_errors(z, data, data.test)
-            for name, z in reference_latents(data, predicted_emotions).items()}
-
-
-def baseline_rows(segments: Mapping[str, pd.DataFrame], cfg: ChapterConfig, run: RunConfig) -> list[dict[str, Any]]:
-    """LVE / MCE / EVE with CIs of the reference predictors (:func:`baseline_segments`)."""
+def baseline_rows(frames: Mapping[str, pd.DataFrame], cfg: ChapterConfig, run: RunConfig) -> list[dict[str, Any]]:
+    """LVE / MCE / EVE with CIs of the reference predictors (:func:`baseline_frames`)."""
     return [{"method": name, "mode": "baseline", **summarise_errors(table, cfg.n_bootstrap, run.seed)}
-            for name, table in segments.items()]
+            for name, table in frames.items()]
 
 
 COMPARISON_REFERENCES = (("vs_mean", MEAN_FACE), ("vs_oracle", PER_EMOTION_MEAN_FACE),
                          ("vs_predicted", PREDICTED_EMOTION_MEAN_FACE))
 
 
-def comparison_columns(per_segment: pd.DataFrame, references: Mapping[str, pd.DataFrame], cfg: ChapterConfig,
+def comparison_columns(frames: pd.DataFrame, references: Mapping[str, pd.DataFrame], cfg: ChapterConfig,
                        run: RunConfig) -> dict[str, float]:
-    """Paired differences (mm, 95 % cluster-bootstrap CI over test trials) of a model's per-segment
-    errors against the mean face (``vs_mean``), the per-emotion mean face (``vs_oracle``) and, when
-    ``references`` holds it, the per-emotion mean face of ``E_e``'s predicted emotion
-    (``vs_predicted``): keys like ``LVE_vs_mean``, ``LVE_vs_mean_low``, ``LVE_vs_mean_high``,
-    ``LVE_vs_mean_rel``."""
+    """Paired differences (mm, 95 % CI over test trials x background segments x seeds) of a model's
+    per-frame errors against the mean face (``vs_mean``), the per-emotion mean face (``vs_oracle``)
+    and, when ``references`` holds it, the per-emotion mean face of ``E_e``'s predicted emotion
+    (``vs_predicted``, paired seed by seed: the same ``E_e``): keys like ``LVE_vs_mean``,
+    ``LVE_vs_mean_low``, ``LVE_vs_mean_high``, ``LVE_vs_mean_rel``."""
     out: dict[str, float] = {}
     for tag, name in COMPARISON_REFERENCES:
         if name not in references:
             continue
         for metric in METRIC_NAMES:
-            diff = segment_difference(per_segment, references[name], metric, cfg.n_bootstrap, run.seed)
+            diff = frame_difference(frames, references[name], metric, cfg.n_bootstrap, run.seed)
             out.update({f"{metric}_{tag}": diff.value, f"{metric}_{tag}_low": diff.low,
                         f"{metric}_{tag}_high": diff.high,
                         f"{metric}_{tag}_rel": diff.value / float(references[name][metric].mean())})

@@ -17,6 +17,7 @@ from affectlab.chapters.eeg2face.config import ENCODER_LABELS, FPS, METRIC_NAMES
 from affectlab.chapters.eeg2face.data import ChapterData, data_label, render_trial_frames
 from affectlab.chapters.eeg2face.evaluation import (
     DRIVE_CEILING,
+    EEG_RIDGE,
     MEAN_FACE,
     PER_EMOTION_MEAN_FACE,
     PREDICTED_EMOTION_MEAN_FACE,
@@ -187,7 +188,8 @@ def coupling_sweep_figure(sweep: pd.DataFrame, title: str) -> Figure:
               (("baseline", MEAN_FACE), "mean face", "--"),
               (("baseline", PER_EMOTION_MEAN_FACE), "per-emotion mean face (oracle)", ":"),
               (("baseline", PREDICTED_EMOTION_MEAN_FACE), "per-emotion mean face (E_e's prediction)", ":x"),
-              (("baseline", DRIVE_CEILING), "ceiling: ridge on planted EMG drive + true emotion", "-.^")]
+              (("baseline", DRIVE_CEILING), "ceiling: ridge on planted EMG drive + true emotion", "-.^"),
+              (("baseline", EEG_RIDGE), "control: ridge on the EEG's 20-45 Hz envelope + true emotion", "-.v")]
     for ax, metric in zip(axes, METRIC_NAMES):
         for (mode, method), label, style in series:
             sel = sweep[sweep["mode"] == mode]

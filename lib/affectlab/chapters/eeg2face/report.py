@@ -30,7 +30,10 @@ def deviations(cfg: ChapterConfig, data: ChapterData, table: Table41Result | Non
     from affectlab.models.eeg_baselines import rate_scaled_time_kwargs, time_tokens
 
     emg = data.emg_channels
-    test_seconds = 0.25 * float(data.info.get("background_seconds", float("nan")))
+    test_seconds = float(data.info.get("test_background_seconds", float("nan")))
+    test_reuse = data.info["test_trials"] * cfg.trial_seconds / test_seconds if test_seconds > 0 else float("nan")
+    chosen = (table.selection.get("chosen") if table is not None else None) or cfg.content_input
+    selection_reason = (table.selection.get("reason", "") if table is not None else "") or "not run"
     scaled = rate_scaled_time_kwargs(SFREQ)
     tokens = time_tokens(cfg.window_samples, **scaled)
     backbone = ""
@@ -63,18 +66,23 @@ def deviations(cfg: ChapterConfig, data: ChapterData, table: Table41Result | Non
          "EAV's videos are licence-gated and EMOCA / FLAME cannot be downloaded; a planted EMG-to-face coupling "
          "gives known ground truth"),
         ("background reuse", "every trial has its own EEG",
-         f"test trials take their background from the last 25 % of the recording (about {test_seconds:.0f} s) and "
-         f"wrap around within it, so all {data.info['test_trials']} test trials share those seconds (training "
-         "trials use the first 75 %).",
+         f"test trials take their background from the last {100 * cfg.test_background_share:.0f} % of the whole "
+         f"recording (about {test_seconds:.0f} s, {data.info.get('test_background_segments', '?')} segments of "
+         f"{cfg.segment_seconds:g} s), laid end to end so each second is reused about {test_reuse:.1f} times by the "
+         f"{data.info['test_trials']} test trials; training trials use the rest. Every interval therefore resamples "
+         "the background segments as well as the trials (and the seeds): affectlab.stats.crossed_bootstrap_mean.",
          "one recording; test EEG stays disjoint from training EEG"),
         ("planted EMG", "the facial EMG in EAV's EEG, with an unknown coupling to the video",
          "the face drives only two envelopes (mouth = jaw opening + 0.5 x mean of 8 mouth blendshapes: smile, "
          "press, stretch, funnel, pucker; brow = mean of 6 brow blendshapes). With this montage the mouth EMG "
          f"reaches {', '.join(emg['mouth']) or 'no channel'} and the brow EMG "
-         f"{', '.join(emg['brow']) or 'no channel'}; lip shape reaches the EEG only through that one mean, eyes "
-         "and cheeks not at all. The 'unrelated' EMG surrogate of trial i is the face of trial i + k (one fixed "
-         "shift k per set), so at coupling 0 the EMG still carries emotion but no frame-level content. Emotion "
-         "rhythms in the EEG are planted too (affectlab.data.generate.eeg).",
+         f"{', '.join(emg['brow']) or 'no channel'}. Lip shape reaches the EEG only through the mouth envelope "
+         "(smile, press, stretch, funnel and pucker enter it, averaged with the jaw opening: one number per "
+         "instant, not the shape); eye and cheek blendshapes have no path into the EEG. The face-independent EMG "
+         "surrogate of each trial is the face of a separately generated trial whose emotion is drawn at random, "
+         "independently of the trial's, so at coupling 0 the EMG carries neither the frame nor the emotion. "
+         "Emotion rhythms are planted too: valence as frontal alpha asymmetry (8-12 Hz), arousal as a 13-19 Hz "
+         "low-beta rhythm, both outside the 20-45 Hz EMG band (affectlab.data.generate.paired, version 2).",
          "a known coupling is what lets the chapter test what EEG2Face recovers (the coupling sweep)"),
         ("EAV pairing", "speaking trials paired with their video",
          "the public EAV EEG loader keeps the listening columns; load a real EAV copy with "
@@ -89,10 +97,21 @@ def deviations(cfg: ChapterConfig, data: ChapterData, table: Table41Result | Non
         ("emotion disentanglement (Sec. 3.0.6)",
          "LivePortrait retargets each frame's face into the five emotions (and a 'neutral' face), paired with "
          "one-hot codes", *reposed),
-        ("samples", "each face frame paired with its 10 EEG samples; the encoder's input window is not stated",
+        ("samples", "each face frame paired with its own 10 EEG samples (Sec. 3.0.1, x_i with t = 10)",
          f"one sample per face frame with an EEG window of {cfg.window_seconds:g} s ({cfg.window_samples} samples) "
-         f"centred on it, one frame in {cfg.frame_step}.",
-         "the baselines' time kernels and pooling need at least 1 s (100 samples)"),
+         f"centred on it, one frame in {cfg.frame_step}. E_r reads '{chosen}': "
+         + ("only the frame's own 10 samples of that window, as the thesis pairs them."
+            if chosen == "frame" else
+            "the whole window with a learned position embedding on its tokens (the thesis uses no positional "
+            "encoding, Sec. 4.1.1), so attention pooling can find the frame's own 100 ms.")
+         + f" Choice: {selection_reason}. The baselines read the whole window.",
+         "the baselines' time kernels and pooling need at least 1 s (100 samples); without positions a 1 s window "
+         "hides which 100 ms is the frame's"),
+        ("seeds", "one run per encoder, point estimates",
+         f"{cfg.n_seeds} training seed(s) per encoder ({', '.join(map(str, cfg.training_seeds(int(data.info['seed']))))}; "
+         "initialisation, batch order and code drop), on the same data; every row pools its seeds and the ranking "
+         "is reported as paired differences on the same test frames.",
+         "a ranking of point estimates from one seed cannot be told from seed noise"),
         ("split", "subject-dependent 6:2",
          "each subject's trials are split 6:2 per emotion and ONE model is trained on all subjects' training trials.",
          "the thesis does not say whether one model per subject was trained"),
@@ -102,9 +121,12 @@ def deviations(cfg: ChapterConfig, data: ChapterData, table: Table41Result | Non
          "sweep level. No validation set, final weights. Stage 2 runs on the frozen encoders' outputs computed "
          "once (same gradients).",
          f"the '{cfg.profile}' profile's budget; the thesis reports no validation set"),
-        ("stage-2 freezing", "Sec. 3.0.7 and Fig. 4-2 freeze both encoders; Sec. 3.0.8 names only E_e",
-         "E_r and E_e are both frozen while f and g train.",
-         "follows Sec. 3.0.7; training E_r on Eq. 3.1 would be the other reading of Sec. 3.0.8"),
+        ("stage-2 freezing", "Sec. 3.0.7 and Fig. 4-2 freeze both encoders; Sec. 3.0.8 freezes only E_e (\"The EEG "
+         "Emotion Decoder is then frozen, and the entire loss is trained\")",
+         "E_r is frozen in stage 2 as well as E_e, although Sec. 3.0.8 freezes only E_e: f and g train on fixed "
+         "content features.",
+         "follows Sec. 3.0.7 and Fig. 4-2; training E_r on Eq. 3.1 (the reading of Sec. 3.0.8) would also make "
+         "stage 2 much costlier here"),
         ("losses", "InfoNCE between E_r(x) and E_v(x), no temperature; L_mse written as an L2 norm; L_vertex the "
          "L2 norm of the whole mesh difference in metres",
          f"InfoNCE with temperature {cfg.temperature:g} on a learned linear 128 -> 53 projection of z_r; L_mse the "
@@ -120,8 +142,8 @@ def deviations(cfg: ChapterConfig, data: ChapterData, table: Table41Result | Non
          "Vertex Error'); no intervals",
          "MCE is the LVE recipe on the mouth-corner vertices (within 6 mm of landmarks 48 and 54); EVE is the "
          "per-frame maximum over the union of forehead, cheeks and eyes (the EmoTalk choice); 95 % intervals "
-         "resample whole test trials.",
-         "the segments of one trial are not independent"),
+         "resample test trials, background segments and training seeds at once (pigeonhole bootstrap).",
+         "frames of one trial, frames cut from one background segment and rows of one seed are not independent"),
         ("baselines", "EEGNet, ShallowConvNet, TCT and an EEG transformer, settings not given",
          "braindecode's EEGNet (defaults), ShallowFBCSPNet and EEGConformer with a linear embedding in place of the "
          f"classifier; the latter two with their time kernel and pooling rate-scaled from 250 Hz to 100 Hz "
@@ -158,8 +180,8 @@ def gap_closed(model: float, mean_face: float, ceiling: float) -> float:
 def findings(result: Table41Result, sweep: pd.DataFrame | None = None,
              control: pd.DataFrame | None = None) -> list[str]:
     """Sentences stating what this run measured (every number computed here, none typed in).
-    Comparisons with the mean faces use paired differences over the same test segments with
-    95 % CIs that resample whole test trials."""
+    Comparisons use paired differences over the same test frames and training seeds with 95 % CIs
+    that resample test trials, background segments and seeds (pigeonhole bootstrap)."""
     out = []
     errors = result.errors[result.errors["mode"] == "emotion_enhanced"].set_index("encoder")
     base = result.baselines.set_index("method")
@@ -295,6 +317,44 @@ def sweep_findings(sweep: pd.DataFrame) -> list[str]:
     return out
 
 
+def content_verdict(result: Table41Result, sweep: pd.DataFrame | None = None) -> str:
+    """The chapter's answer (chapter issue, acceptance): does EEG2Face decode frame-level content
+    beyond the emotion in this construction? Read from E_r's paired LVE difference to the
+    per-emotion mean face of E_e's predicted emotion at the main coupling and, when the sweep ran,
+    at coupling 0, beside the ridge control on the EEG itself (a linear decoder of the EEG's 20-45 Hz
+    power that knows the true emotion, against the oracle per-emotion mean face)."""
+    errors = result.errors[result.errors["mode"] == "emotion_enhanced"].set_index("encoder")
+    if "eeg2face" not in errors.index or "LVE_vs_predicted" not in errors.columns:
+        return "E_r was not run against the predicted-emotion mean face; no verdict."
+    r = errors.loc["eeg2face"]
+    main = beyond_emotion_verdict(r)
+    parts = [f"E_r (emotion-enhanced, {len(r['seeds'])} seeds) minus the predicted-emotion mean face, LVE: "
+             f"{r['LVE_vs_predicted']:+.3f} mm [{r['LVE_vs_predicted_low']:+.3f}, {r['LVE_vs_predicted_high']:+.3f}] "
+             f"at the main coupling"]
+    zero_verdict = None
+    if sweep is not None and not sweep.empty:
+        enhanced = sweep[sweep["mode"] == "emotion_enhanced"].set_index("coupling")
+        if 0.0 in enhanced.index:
+            z = enhanced.loc[0.0]
+            zero_verdict = beyond_emotion_verdict(z)
+            parts.append(f"{z['LVE_vs_predicted']:+.3f} mm [{z['LVE_vs_predicted_low']:+.3f}, "
+                         f"{z['LVE_vs_predicted_high']:+.3f}] at coupling 0")
+        ridge = sweep.drop_duplicates("coupling").set_index("coupling")
+        if "eeg_ridge_vs_oracle_LVE" in ridge.columns:
+            parts.append("the ridge control on the EEG minus the oracle per-emotion mean face: " + "; ".join(
+                f"coupling {c:g}: {q['eeg_ridge_vs_oracle_LVE']:+.3f} mm [{q['eeg_ridge_vs_oracle_LVE_low']:+.3f}, "
+                f"{q['eeg_ridge_vs_oracle_LVE_high']:+.3f}]" for c, q in ridge.sort_index(ascending=False).iterrows()))
+    answer = {"yes": "YES: E_r decodes frame-level lip content beyond the emotion in this construction",
+              "no: worse": "NO: E_r is worse than recognising the emotion and outputting its average face",
+              "not shown": "NOT SHOWN: E_r cannot be told from recognising the emotion and outputting its average "
+                           "face"}[main]
+    if main == "yes" and zero_verdict == "yes":
+        answer += " (but it also 'beats' that reference at coupling 0, where the EEG holds no frame content: suspect)"
+    elif main == "yes" and zero_verdict is not None:
+        answer += ", and not at coupling 0, where the EEG holds no frame content (the negative control holds)"
+    return f"Verdict: {answer}. " + "; ".join(parts) + " (paired 95% CIs over test trials x background segments x seeds)."
+
+
 def record_headline_numbers(results: reporting.ResultsRecorder, table: Table41Result, data: ChapterData,
                             sweep: pd.DataFrame | None = None) -> str:
     """Record the chapter's headline numbers into ``03_eeg2face.results.json`` (foundation issue item
@@ -305,16 +365,25 @@ def record_headline_numbers(results: reporting.ResultsRecorder, table: Table41Re
     ``reference.emotion_mean_oracle.lve_mm``, ``reference.emotion_mean_predicted.lve_mm``; the paired
     difference ``diff.eeg2face_vs_emotion_mean.lve_mm`` (EEG2Face minus the per-emotion mean face of
     ``E_e``'s predicted emotion: frame-level content beyond the emotion when its CI is below 0);
-    ``coupling0.eeg2face.lve_mm`` from the sweep; ``ee.accuracy`` and ``ee.trial_accuracy`` (%).
-    Every CI resamples whole test trials (one seed).
+    ``coupling0.eeg2face.lve_mm`` from the sweep; ``ee.accuracy`` and ``ee.trial_accuracy`` (%);
+    ``diff.<encoder>_vs_eeg2face.lve_mm`` (the ranking, paired); ``selection.frame_minus_positional.lve_mm``
+    (E_r's two inputs on validation trials); ``control.eeg_ridge_vs_emotion_mean.coupling<c>.lve_mm`` (the
+    EEG ridge control, per sweep coupling). Every CI resamples test trials x background segments x
+    training seeds (:func:`affectlab.stats.crossed_bootstrap_mean`); ``n`` is test frames per seed.
     """
+    from affectlab.chapters.eeg2face.experiments import ranking_frame
+
     errors = table.errors[table.errors["mode"] == "emotion_enhanced"].set_index("encoder")
     base = table.baselines.set_index("method")
-    seeds = [int(data.info["seed"])]
+    data_seed = [int(data.info["seed"])]
+    all_seeds = list(table.seeds) or data_seed
 
-    def mm(key: str, row: Mapping[str, Any], column: str, paper: float | None = None) -> str:
+    def mm(key: str, row: Mapping[str, Any], column: str, paper: float | None = None,
+           seeds: list[int] | None = None) -> str:
+        # a reference without training seeds (mean faces, ridges) depends on the data seed only
+        used = seeds if seeds is not None else (list(row["seeds"]) if len(row.get("seeds", [])) else data_seed)
         return results.record(key, float(row[column]), ci=(row[f"{column}_low"], row[f"{column}_high"]), unit="mm",
-                              n=int(row["segments"]) if "segments" in row else None, seeds=seeds, paper=paper,
+                              n=int(row["frames"]) if "frames" in row else None, seeds=used, paper=paper,
                               digits=2)
 
     lines = []
@@ -333,15 +402,41 @@ def record_headline_numbers(results: reporting.ResultsRecorder, table: Table41Re
         row = errors.loc["eeg2face"]
         text = results.record("diff.eeg2face_vs_emotion_mean.lve_mm", float(row["LVE_vs_predicted"]),
                               ci=(row["LVE_vs_predicted_low"], row["LVE_vs_predicted_high"]), unit="mm",
-                              n=int(row["segments"]), seeds=seeds, digits=2)
-        lines.append(f"EEG2Face minus the predicted-emotion mean face, LVE: {text} (paired, 95% CI over test "
-                     f"trials): frame-level lip content beyond E_e's emotion: {beyond_emotion_verdict(row)}.")
+                              n=int(row["frames"]), seeds=list(row["seeds"]), digits=2)
+        lines.append(f"EEG2Face minus the predicted-emotion mean face, LVE: {text} (paired; 95% CI over test "
+                     f"trials, background segments and seeds): frame-level lip content beyond E_e's emotion: "
+                     f"{beyond_emotion_verdict(row)}.")
+    if "eeg2face" in table.seed_pipelines and len(table.seed_pipelines) > 1:
+        ranking = ranking_frame(table, table.n_bootstrap, 0)
+        cells = []
+        for _, r in ranking.iterrows():
+            cells.append(f"{ENCODER_LABELS[r['encoder']]} {results.record(f'diff.{r.encoder}_vs_eeg2face.lve_mm', float(r['LVE_diff']), ci=(r['LVE_diff_low'], r['LVE_diff_high']), unit='mm', n=int(errors.loc['eeg2face', 'frames']), seeds=all_seeds, digits=2)}")
+        lines.append("Ranking, LVE of each baseline minus E_r's (paired; positive = the baseline is worse, as the thesis "
+                     "claims): " + "; ".join(cells) + ".")
+    if "difference" in table.selection:
+        d = table.selection["difference"]
+        text = results.record("selection.frame_minus_positional.lve_mm", d.value, ci=d.ci, unit="mm",
+                              n=int(table.selection["rows"]["frames"].iloc[0]),
+                              seeds=list(table.selection.get("seeds", all_seeds)), digits=3,
+                              source="validation trials (held-out training trials)")
+        lines.append(f"E_r's input, chosen on validation trials: '{table.selection['chosen']}' (LVE of the thesis's "
+                     f"frame pairing minus the positional window: {text}).")
     if sweep is not None and not sweep.empty:
         zero = sweep[(sweep["coupling"] == 0.0) & (sweep["mode"] == "emotion_enhanced")]
         if not zero.empty:
             lines.append("With no EMG-to-face coupling, EEG2Face (emotion-enhanced) LVE "
                          f"{mm('coupling0.eeg2face.lve_mm', zero.iloc[0], 'LVE')}.")
+        ridge = sweep.drop_duplicates("coupling")
+        if "eeg_ridge_vs_oracle_LVE" in ridge.columns:
+            cells = [f"coupling {r['coupling']:g}: " + results.record(
+                f"control.eeg_ridge_vs_emotion_mean.coupling{r['coupling']:g}.lve_mm", float(r["eeg_ridge_vs_oracle_LVE"]),
+                ci=(r["eeg_ridge_vs_oracle_LVE_low"], r["eeg_ridge_vs_oracle_LVE_high"]), unit="mm", digits=2,
+                n=int(r["frames"]) if "frames" in r and not pd.isna(r["frames"]) else None, seeds=data_seed)
+                for _, r in ridge.iterrows()]
+            lines.append("Ridge control on the EEG's 20-45 Hz envelope (+ true emotion) minus the oracle per-emotion mean "
+                         "face, LVE: " + "; ".join(cells) + " (below 0: frame-level content is in the EEG).")
     e = table.emotion
+    seeds = list(e.get("seeds") or all_seeds)
     accuracy = results.record("ee.accuracy", 100 * e["accuracy"], ci=(100 * e["accuracy_low"],
                               100 * e["accuracy_high"]), unit="%", n=int(e["windows"]), seeds=seeds)
     sentence = f"E_e recognises the five emotions in {accuracy} of test windows (chance {100 * e['chance']:.0f} %)"
@@ -351,4 +446,6 @@ def record_headline_numbers(results: reporting.ResultsRecorder, table: Table41Re
                                n=int(e["trials"]), seeds=seeds)
         sentence += f", and {votes} of test trials by majority vote of their windows"
     lines.append(sentence + ".")
+    lines.append(content_verdict(table, sweep))
     return "\n".join(f"- {line}" for line in lines)
+

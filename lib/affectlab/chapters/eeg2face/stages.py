@@ -17,7 +17,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from affectlab.chapters.eeg2face.config import CHAPTER, LOSS_WEIGHTS, SFREQ, ChapterConfig, train_config
+from affectlab.chapters.eeg2face.config import (
+    CHAPTER,
+    LOSS_WEIGHTS,
+    SFREQ,
+    ChapterConfig,
+    content_encoder_kwargs,
+    train_config,
+)
 from affectlab.chapters.eeg2face.data import ChapterData
 from affectlab.chapters.eeg2face.latent import VisionLatent
 from affectlab.config import RunConfig
@@ -84,16 +91,31 @@ def train_emotion_encoder(data: ChapterData, cfg: ChapterConfig, run: RunConfig)
 
 
 def train_content_encoder(name: str, data: ChapterData, cfg: ChapterConfig, run: RunConfig,
-                          epochs: int | None = None) -> tuple[EEGContentEncoder, FitResult]:
-    """Stage 1, ``E_r`` or a Table 4.1 baseline: one-sided InfoNCE to ``z_v`` (Sec. 3.0.7)."""
+                          epochs: int | None = None, content_input: str | None = None) -> tuple[EEGContentEncoder, FitResult]:
+    """Stage 1, ``E_r`` or a Table 4.1 baseline: one-sided InfoNCE to ``z_v`` (Sec. 3.0.7).
+
+    ``content_input`` ("frame" or "positional", :data:`~affectlab.chapters.eeg2face.config.CONTENT_INPUTS`)
+    says what ``E_r`` reads of its window; default ``cfg.content_input`` (must then not be "auto":
+    :func:`~affectlab.chapters.eeg2face.experiments.run_table_4_1` resolves it first). Baselines
+    always read the whole window."""
     torch.manual_seed(run.seed)
+    kwargs: dict[str, Any] = {}
+    if name == "eeg2face":
+        content_input = content_input or cfg.content_input
+        if content_input == "auto":
+            raise ValueError("train_content_encoder: content_input 'auto' must be resolved first "
+                             "(experiments.run_content_input_selection chooses it on validation trials); pass "
+                             "content_input='frame' or 'positional'")
+        kwargs = content_encoder_kwargs(content_input, cfg.window_samples)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # braindecode import and constructor warnings
-        encoder = build_content_encoder(name, n_chans=len(data.ch_names), n_times=cfg.window_samples, sfreq=SFREQ)
+        encoder = build_content_encoder(name, n_chans=len(data.ch_names), n_times=cfg.window_samples, sfreq=SFREQ,
+                                        **kwargs)
+    extra = {"content_input": content_input} if name == "eeg2face" else {}
     result = fit(ContrastiveStage(encoder), data.tensor_data("train", "z_v", cfg.batch_size), None,
                  train_config(cfg, run, epochs or cfg.stage1_epochs, "regression"),
-                 key=_run_key(data, cfg, run, stage="1-content", model=name, temperature=cfg.temperature),
-                 name=f"eeg2face-Er-{name}-c{data.coupling:g}", device=run.device,
+                 key=_run_key(data, cfg, run, stage="1-content", model=name, temperature=cfg.temperature, **extra),
+                 name=f"eeg2face-Er-{name}{'-' + content_input if extra else ''}-c{data.coupling:g}", device=run.device,
                  extra_terms={"info_nce": info_nce_term(cfg.temperature)})
     return encoder.eval(), result
 

@@ -20,11 +20,12 @@ from affectlab.chapters.eeg2face.data import ChapterData
 from affectlab.chapters.eeg2face.evaluation import (
     ACTIONS_CEILING,
     DRIVE_CEILING,
+    EEG_RIDGE,
     MEAN_FACE,
     PER_EMOTION_MEAN_FACE,
     PREDICTED_EMOTION_MEAN_FACE,
 )
-from affectlab.chapters.eeg2face.experiments import PipelineResult, Table41Result
+from affectlab.chapters.eeg2face.experiments import PipelineResult, Table41Result, ranking_frame
 from affectlab.chapters.eeg2face.latent import VisionLatent
 from affectlab.models.eeg2face import EMOTIONS
 from affectlab.reporting import ci_cell, ci_text
@@ -37,8 +38,9 @@ def metric_cell(row: Mapping[str, Any], name: str) -> str:
 
 
 def table_4_1_frame(result: Table41Result, mode: str = "emotion_enhanced") -> pd.DataFrame:
-    """The chapter's Table 4.1: ours (mean over test segments [95 % CI over test trials], mm) beside
-    the thesis's numbers, then the reference predictors (mean faces, ridge ceilings). ``mode``:
+    """The chapter's Table 4.1: ours (mean over test frames and training seeds [95 % CI over test
+    trials x background segments x seeds], mm) beside the thesis's numbers, the per-seed means, then
+    the reference predictors (mean faces, ridge ceilings, the EEG ridge control). ``mode``:
     "emotion_enhanced" (the full model) or "content_only". See :func:`table_caption`."""
     if mode not in ("emotion_enhanced", "content_only"):
         raise ValueError(f"mode must be 'emotion_enhanced' or 'content_only'; got {mode!r}")
@@ -47,36 +49,74 @@ def table_4_1_frame(result: Table41Result, mode: str = "emotion_enhanced") -> pd
         paper = PAPER_TABLE_4_1[r["encoder"]]
         rows.append({"method": r["method"], **{f"{m} ours, mm [95% CI]": metric_cell(r, m) for m in METRIC_NAMES},
                      **{f"{m} thesis": p for m, p in zip(METRIC_NAMES, paper)},
+                     "LVE per seed": ", ".join(f"{v:.3f}" for v in r.get("LVE_per_seed", [])),
                      "encoder parameters": int(r["parameters"]) if "parameters" in r else np.nan})
     for _, r in result.baselines.iterrows():
         rows.append({"method": r["method"], **{f"{m} ours, mm [95% CI]": metric_cell(r, m) for m in METRIC_NAMES},
-                     **{f"{m} thesis": np.nan for m in METRIC_NAMES}, "encoder parameters": np.nan})
+                     **{f"{m} thesis": np.nan for m in METRIC_NAMES},
+                     "LVE per seed": ", ".join(f"{v:.3f}" for v in r.get("LVE_per_seed", [])) if len(
+                         r.get("seeds", [])) > 1 else "", "encoder parameters": np.nan})
     frame = pd.DataFrame(rows).set_index("method")
     frame["encoder parameters"] = frame["encoder parameters"].astype("Int64")
     return frame
 
 
-def table_caption(result: Table41Result | pd.DataFrame, what: str, unit: str = "segments",
+def table_caption(result: Table41Result | pd.DataFrame, what: str, unit: str = "frames",
                   thesis_columns: bool = False) -> str:
-    """A caption naming the data, seed and background of a table (``result``: a Table 4.1 result or
-    a sweep frame), what its numbers average over (``unit``: "segments" or "windows") and how its
-    intervals are drawn; ``thesis_columns`` adds where the thesis's numbers come from."""
-    if unit not in ("segments", "windows"):
-        raise ValueError(f"unit must be 'segments' or 'windows'; got {unit!r}")
+    """A caption naming the data, seeds and background of a table (``result``: a Table 4.1 result or
+    a sweep frame), what its numbers average over (``unit``: "frames" or "windows": both are test
+    frames with their EEG window) and how its intervals are drawn; ``thesis_columns`` adds where the
+    thesis's numbers come from."""
+    if unit not in ("frames", "windows"):
+        raise ValueError(f"unit must be 'frames' or 'windows'; got {unit!r}")
     if isinstance(result, Table41Result):
         label = result.label
         first = result.errors.iloc[0] if len(result.errors) else {}
-        count = int(result.emotion.get("windows", 0)) if unit == "windows" else int(first.get("segments", 0))
-        n = f"{count} test {unit} of {int(first.get('trials', 0))} test trials"
+        seeds = result.seeds or [0]
+        n = (f"{int(first.get('frames', 0))} test {unit} of {int(first.get('trials', 0))} test trials (EEG cut from "
+             f"{int(first.get('background_segments', 0))} segments of the background recording) x {len(seeds)} "
+             f"training seed(s) {seeds}")
     else:
         label = str(result.attrs.get("label", "EAV-like set"))
-        n = f"the test {unit}"
-    caption = (f"{what}: {label}; one seed; mean over {n}, 95% CI = percentile bootstrap resampling whole "
-               f"test trials.")
+        seeds = sorted({s for v in result.get("seeds", pd.Series(dtype=object)) for s in (v or [])})
+        n = f"the test {unit} x training seeds {seeds}"
+    caption = (f"{what}: {label}; mean over {n}; 95% CI = pigeonhole bootstrap resampling test trials, "
+               "background segments and seeds at once (affectlab.stats.crossed_bootstrap_mean).")
     if thesis_columns:
         caption += (" Thesis columns copied from its Table 4.1 (EAV + EMOCA/FLAME; unit printed as mm in the "
                     "table, as x10^-4 mm in its text).")
     return caption
+
+
+def ranking_table(result: Table41Result, n_bootstrap: int, seed: int = 0, mode: str = "emotion_enhanced") -> pd.DataFrame:
+    """Table 4.1's ranking as paired differences (:func:`~affectlab.chapters.eeg2face.experiments.ranking_frame`):
+    each baseline's error minus ``E_r``'s on the same test frames and seeds, "value [95 % CI]" mm, and
+    the verdict (the thesis: every baseline is worse than ``E_r``)."""
+    frame = ranking_frame(result, n_bootstrap, seed, mode)
+    words = {"greater": "worse than E_r", "less": "better than E_r", "undecided": "not distinguishable"}
+    rows = []
+    for _, r in frame.iterrows():
+        row: dict[str, Any] = {"encoder": r["method"]}
+        for m in METRIC_NAMES:
+            row[f"{m}: encoder - E_r (mm)"] = f"{r[f'{m}_diff']:+.3f} [{r[f'{m}_diff_low']:+.3f}, {r[f'{m}_diff_high']:+.3f}]"
+            row[f"{m} verdict"] = words[r[f"{m}_verdict"]]
+        row["thesis (LVE)"] = "worse than E_r" if PAPER_TABLE_4_1[r["encoder"]][0] > PAPER_TABLE_4_1["eeg2face"][0] else "better"
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("encoder")
+
+
+def selection_frame(result: Table41Result) -> pd.DataFrame:
+    """``E_r``'s two inputs on the validation trials (LVE / MCE / EVE [95 % CI]) and which was chosen."""
+    selection = result.selection
+    if "rows" not in selection:
+        return pd.DataFrame([{"E_r input": selection.get("chosen", "?"), "chosen": "yes (configured)"}]).set_index("E_r input")
+    rows = []
+    for name, r in selection["rows"].iterrows():
+        rows.append({"E_r input": {"frame": "frame: the frame's own 10 samples (thesis, Sec. 3.0.1)",
+                                   "positional": "positional: 1 s window + learned positions"}[name],
+                     **{f"{m} validation, mm [95% CI]": metric_cell(r, m) for m in METRIC_NAMES},
+                     "chosen": "yes" if name == selection["chosen"] else ""})
+    return pd.DataFrame(rows).set_index("E_r input")
 
 
 def comparison_frame(result: Table41Result, mode: str = "emotion_enhanced") -> pd.DataFrame:
@@ -125,13 +165,15 @@ def training_history(result: PipelineResult) -> pd.DataFrame:
 
 
 def training_status_frame(result: Table41Result) -> pd.DataFrame:
-    """Per encoder of Table 4.1: whether each of its three fits (``E_e``, content encoder, heads) was
-    trained in this run or loaded from ``AFFECTLAB_RUNS`` (same data and configuration)."""
-    rows = {ENCODER_LABELS[name]: {stage: "loaded" if fit.loaded_from_cache else "trained"
-                                   for stage, fit in pipeline.fits.items()}
-            for name, pipeline in result.pipelines.items()}
+    """Per encoder of Table 4.1 and training seed: whether each of its three fits (``E_e``, content
+    encoder, heads) was trained in this run or loaded from ``AFFECTLAB_RUNS`` (same data and
+    configuration)."""
+    pipelines = result.seed_pipelines or {name: [p] for name, p in result.pipelines.items()}
+    rows = {(ENCODER_LABELS[name], p.seed): {stage: "loaded" if fit.loaded_from_cache else "trained"
+                                             for stage, fit in p.fits.items()}
+            for name, seeds in pipelines.items() for p in seeds}
     frame = pd.DataFrame(rows).T
-    frame.index.name = "encoder"
+    frame.index.names = ["encoder", "seed"]
     return frame
 
 
@@ -139,7 +181,8 @@ SWEEP_LABELS: dict[str, str] = {"emotion_enhanced": "EEG2Face emotion-enhanced",
                                 "content_only": "EEG2Face content-only", MEAN_FACE: "mean face",
                                 PER_EMOTION_MEAN_FACE: "per-emotion mean face (oracle)",
                                 PREDICTED_EMOTION_MEAN_FACE: "per-emotion mean face (E_e's prediction)",
-                                DRIVE_CEILING: "ceiling: EMG drive", ACTIONS_CEILING: "ceiling: face actions"}
+                                DRIVE_CEILING: "ceiling: EMG drive", ACTIONS_CEILING: "ceiling: face actions",
+                                EEG_RIDGE: "control: ridge on EEG power"}
 
 
 def sweep_frame(sweep: pd.DataFrame, metrics_shown: Sequence[str] | str = METRIC_NAMES) -> pd.DataFrame:

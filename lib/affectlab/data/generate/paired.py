@@ -24,16 +24,27 @@ What is PLANTED, per trial (``numpy.random.default_rng(seed)``, fixed draw order
 2. Frames: the trajectory sampled every ``sfreq / fps`` samples, rendered with the subject's
    identity (:func:`affectlab.render.render_face`), a fixed crop per subject (from the neutral
    face), fixed lighting, and slow head motion (random walk, within +-``head_motion_deg``).
-3. EEG: :func:`affectlab.data.generate.eeg.simulate_eeg` with the trial's circumplex valence and
-   arousal (:data:`affectlab.data.taxonomy.CIRCUMPLEX_VA`) and ``emg_drive`` of two columns
-   (that function's default: column 0 -> temporal channels, column 1 -> frontal channels):
-   ``mouth = jaw_open + 0.5 * mean(mouthSmile, mouthPress, mouthStretch, mouthFunnel,
-   mouthPucker)`` and ``brow = mean(browDown, browInnerUp, browOuterUp)``, each scaled to unit
-   mean over the data set, mixed with an independent surrogate of the same kind (the actions of
-   another trial, i + a random shift mod n) as ``(coupling * face + surrogate) / (coupling + 1)``:
-   ``coupling`` is the amplitude ratio of face-locked to face-independent EMG (0 = EMG present
-   but unrelated to the face). ``background`` (trials, channels, samples) replaces the simulated
-   pink background with real EEG.
+3. EEG: :func:`affectlab.data.generate.eeg.simulate_eeg` with the trial's circumplex valence
+   (:data:`affectlab.data.taxonomy.CIRCUMPLEX_VA`: frontal alpha asymmetry, 8-12 Hz) but arousal 0
+   (that function plants arousal in beta 13-30 Hz and gamma 30-45 Hz, which overlap the 20-45 Hz EMG
+   band); arousal is planted here instead, OUTSIDE the EMG band, as a spatially correlated low-beta
+   rhythm (:data:`AROUSAL_BAND` 13-19 Hz, RMS :data:`AROUSAL_RMS_UV` with ln power +
+   :data:`AROUSAL_LN_PER_UNIT` x arousal and a per-trial N(0, 0.1^2) jitter;
+   :func:`arousal_rhythm`). ``emg_drive`` has two columns (that function's default: column 0 ->
+   temporal channels, column 1 -> frontal channels): ``mouth = jaw_open + 0.5 * mean(mouthSmile,
+   mouthPress, mouthStretch, mouthFunnel, mouthPucker)`` and ``brow = mean(browDown, browInnerUp,
+   browOuterUp)``, each scaled to unit mean over the data set, mixed with a face-independent
+   surrogate as ``(coupling * face + surrogate) / (coupling + 1)``: ``coupling`` is the amplitude
+   ratio of face-locked to face-independent EMG (0 = EMG present but unrelated to the face). The
+   surrogate of each trial is the same two actions of a SEPARATELY generated face (a speaking or
+   listening trial like it, of a random subject, whose emotion is drawn uniformly at random,
+   independently of the trial's own emotion; :func:`surrogate_faces`), so at coupling 0 the EMG
+   says nothing about the trial's face or its emotion. ``background`` (trials, channels, samples)
+   replaces the simulated pink background with real EEG.
+
+Version 2 (:data:`PAIRED_VERSION`): arousal moved out of the EMG band, the surrogate made
+independent of the trial's emotion (version 1 took the face of trial i + k, whose emotion is a fixed
+function of trial i's).
 """
 
 from __future__ import annotations
@@ -55,7 +66,13 @@ from affectlab.data.generate.faces import (
 from affectlab.facemodel import FaceModel
 from affectlab.render import render_face
 
-PAIRED_VERSION = 1
+PAIRED_VERSION = 2
+AROUSAL_BAND = (13.0, 19.0)
+"""Hz: the planted arousal rhythm (low beta), below the 20-45 Hz EMG band of the EEG simulator."""
+AROUSAL_RMS_UV = 3.0
+AROUSAL_LN_PER_UNIT = 1.2
+"""ln power of the arousal rhythm per unit of circumplex arousal (about +-0.7 between EAV's emotions)."""
+AROUSAL_JITTER = 0.1
 JAW_SHAPES = ("jawOpen", "jawLeft", "jawRight", "jawForward")
 MOUTH_EMG_SHAPES = ("mouthSmile_L", "mouthSmile_R", "mouthPress_L", "mouthPress_R", "mouthStretch_L",
                     "mouthStretch_R", "mouthFunnel", "mouthPucker")
@@ -271,6 +288,68 @@ def face_actions(psi: np.ndarray, jaw: np.ndarray, names: Sequence[str]) -> np.n
     return np.stack([mouth, brow], axis=-1)
 
 
+def _trial_face(rng: np.random.Generator, model: FaceModel, subject: int, task: str, emotion: int, n_samples: int,
+                sfreq: float, gain: np.ndarray) -> dict[str, Any]:
+    """One trial's face at the EEG rate (module docstring, step 1): blendshapes ``psi`` (n, 53),
+    ``jaw`` (n, 3) and the parts they were composed of (``level``, ``rest``, ``blink``, ``talk``,
+    ``side``), for ``subject``'s expressivity ``gain`` (53,)."""
+    names = model.expression_names
+    jaw_idx = [model.expression_index(s) for s in JAW_SHAPES]
+    funnel, pucker = model.expression_index("mouthFunnel"), model.expression_index("mouthPucker")
+    blink = [model.expression_index("eyeBlink_L"), model.expression_index("eyeBlink_R")]
+    side = "LR"[rng.integers(2)]
+    recipe = expression_recipe(EAV_CLASSES[emotion], model, side).numpy()
+    level = np.clip(0.7 + 0.2 * _smooth_noise(rng, n_samples, sfreq, 0.3), 0.4, 1.0)
+    if task == "listening":
+        level = 0.6 * level
+    rest = 0.03 * np.abs(_smooth_noise(rng, n_samples, sfreq, 0.5, len(names))).T
+    talk = np.zeros((n_samples, 3))
+    if task == "speaking":
+        talk, syllable = talking_jaw(rng, n_samples, sfreq, float(CIRCUMPLEX_VA[EAV_CLASSES[emotion]][1]))
+        rest[:, funnel] += 0.25 * syllable * rng.uniform(0.3, 1.0)
+        rest[:, pucker] += 0.15 * syllable * rng.uniform(0.3, 1.0)
+    blink_pulse = _pulses(rng, n_samples, sfreq, 3.5, 0.15)
+    psi, jaw = compose_face(level[:, None] * recipe[None] * gain[None], rest, talk, blink_pulse, jaw_idx, blink)
+    return {"psi": psi, "jaw": jaw, "level": level, "rest": rest, "blink": blink_pulse, "talk": talk, "side": side}
+
+
+def surrogate_faces(rng: np.random.Generator, model: FaceModel, tasks: Sequence[str], n_samples: int, sfreq: float,
+                    gains: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The face-independent EMG actions (trials, n_samples, 2), unit mean per column: for each trial
+    a separately generated face of the same task, a random subject (``gains`` (subjects, 53)) and an
+    emotion drawn uniformly at random, independent of the trial's own (module docstring, step 3).
+    Returns the actions and the drawn emotions and subjects (0-based)."""
+    n = len(tasks)
+    emotion = rng.integers(len(EAV_CLASSES), size=n)
+    subject = rng.integers(len(gains), size=n)
+    actions = np.zeros((n, n_samples, 2))
+    for i, task in enumerate(tasks):
+        face = _trial_face(rng, model, int(subject[i]), task, int(emotion[i]), n_samples, sfreq, gains[subject[i]])
+        actions[i] = face_actions(face["psi"], face["jaw"], model.expression_names)
+    actions /= np.maximum(actions.mean(axis=(0, 1), keepdims=True), 1e-9)
+    return actions, emotion.astype(np.int64), subject.astype(np.int64)
+
+
+def arousal_rhythm(rng: np.random.Generator, arousal: np.ndarray, n_samples: int, sfreq: float,
+                   ch_names: Sequence[str]) -> np.ndarray:
+    """The planted arousal rhythm (trials, channels, n_samples) in uV: band-limited noise in
+    :data:`AROUSAL_BAND`, spatially correlated like the simulator's rhythms
+    (:func:`affectlab.data.generate.eeg.spatial_mixing`), unit RMS x :data:`AROUSAL_RMS_UV` x
+    ``exp(0.5 * (AROUSAL_LN_PER_UNIT * arousal + jitter))``: below the 20-45 Hz EMG band, so EMG
+    and arousal cannot be mistaken for each other."""
+    from affectlab.data.generate.eeg import EMG_BAND, _band_noise, spatial_mixing
+
+    if AROUSAL_BAND[1] >= EMG_BAND[0]:
+        raise GenerationError(f"AROUSAL_BAND {AROUSAL_BAND} must lie below the EMG band {EMG_BAND}")
+    arousal = np.asarray(arousal, dtype=np.float64)
+    shape = (len(arousal), len(ch_names), n_samples)
+    source = _band_noise(rng, shape, sfreq, AROUSAL_BAND)  # the simulator's band-limited noise
+    source = np.einsum("ij,tjs->tis", spatial_mixing(ch_names), source)
+    source /= np.maximum(np.sqrt(np.mean(source**2, axis=-1, keepdims=True)), 1e-12)
+    ln_power = AROUSAL_LN_PER_UNIT * arousal + rng.normal(0.0, AROUSAL_JITTER, size=len(arousal))
+    return AROUSAL_RMS_UV * np.exp(0.5 * ln_power)[:, None, None] * source
+
+
 def generate_paired(
     n_subjects: int = 3,
     trials_per_emotion: int = 2,
@@ -321,9 +400,6 @@ def generate_paired(
     ch = tuple(ch_names) if ch_names is not None else EAV_CHANNELS
     rng = np.random.default_rng(seed)
     beta, look = draw_identities(n_subjects, model, rng)
-    jaw_idx = [model.expression_index(s) for s in JAW_SHAPES]
-    funnel, pucker = model.expression_index("mouthFunnel"), model.expression_index("mouthPucker")
-    blink = [model.expression_index("eyeBlink_L"), model.expression_index("eyeBlink_R")]
 
     rows = [(s, t, e) for s in range(n_subjects) for t in tasks for e in range(len(EAV_CLASSES))
             for _ in range(trials_per_emotion)]
@@ -347,30 +423,20 @@ def generate_paired(
     sides = np.zeros(n, dtype="<U1")
     gains = np.stack([np.asarray(look.gain[s], dtype=np.float64) for s in range(n_subjects)])
     for i, (s, t, e) in enumerate(rows):
-        sides[i] = "LR"[rng.integers(2)]
-        recipe = expression_recipe(EAV_CLASSES[e], model, sides[i]).numpy()
-        level = np.clip(0.7 + 0.2 * _smooth_noise(rng, n_samples, sfreq, 0.3), 0.4, 1.0)
-        if t == "listening":
-            level = 0.6 * level
-        rest = 0.03 * np.abs(_smooth_noise(rng, n_samples, sfreq, 0.5, model.n_expression)).T
-        talk = np.zeros((n_samples, 3))
-        if t == "speaking":
-            talk, syllable = talking_jaw(rng, n_samples, sfreq, float(va[i, 1]))
-            rest[:, funnel] += 0.25 * syllable * rng.uniform(0.3, 1.0)
-            rest[:, pucker] += 0.15 * syllable * rng.uniform(0.3, 1.0)
-        blink_pulse = _pulses(rng, n_samples, sfreq, 3.5, 0.15)
-        psi, jaw = compose_face(level[:, None] * recipe[None] * gains[s][None], rest, talk, blink_pulse, jaw_idx, blink)
-        psi_all[i], jaw_all[i] = psi, jaw
-        level_all[i], rest_all[i], blink_all[i] = level[frame_idx], rest[frame_idx], blink_pulse[frame_idx]
-        talk_frames[i] = talk[frame_idx]
+        face = _trial_face(rng, model, s, t, e, n_samples, sfreq, gains[s])
+        sides[i] = face["side"]
+        psi_all[i], jaw_all[i] = face["psi"], face["jaw"]
+        level_all[i], rest_all[i], blink_all[i] = face["level"][frame_idx], face["rest"][frame_idx], face["blink"][frame_idx]
+        talk_frames[i] = face["talk"][frame_idx]
 
     actions = face_actions(psi_all, jaw_all, names)
     actions /= np.maximum(actions.mean(axis=(0, 1), keepdims=True), 1e-9)
-    # The surrogate of trial i is trial (i + shift) mod n: never the trial itself.
-    surrogate = actions[(np.arange(n) + int(rng.integers(1, n))) % n] if n > 1 else actions[:, ::-1]
+    surrogate, surrogate_emotion, surrogate_subject = surrogate_faces(rng, model, [t for _, t, _ in rows], n_samples,
+                                                                      sfreq, gains)
     drive = ((coupling * actions + surrogate) / (coupling + 1.0)).astype(np.float32)
-    eeg = simulate_eeg(n, seconds, sfreq, va[:, 0], va[:, 1], emg_drive=drive, ch_names=ch,
+    eeg = simulate_eeg(n, seconds, sfreq, va[:, 0], np.zeros(n), emg_drive=drive, ch_names=ch,
                        seed=int(rng.integers(2**31)), background=background)
+    eeg_data = eeg.data + arousal_rhythm(rng, va[:, 1], n_samples, sfreq, ch).astype(np.float32)
 
     blend = psi_all[:, frame_idx]
     jaw_frames = jaw_all[:, frame_idx]
@@ -378,7 +444,7 @@ def generate_paired(
     if render:
         frames = _render_frames(model, beta, look, subject, blend, jaw_frames, size, head_motion_deg, rng)
     return PairedSequences(
-        eeg=eeg.data,
+        eeg=eeg_data,
         frames=frames,
         blendshapes=blend.astype(np.float32),
         jaw=jaw_frames.astype(np.float32),
@@ -400,7 +466,8 @@ def generate_paired(
             f"background {'given' if background is not None else 'simulated'}, seed {seed}"
         ),
         meta={"circumplex_source": CIRCUMPLEX_SOURCE, "paired_version": PAIRED_VERSION,
-              "eeg_meta": eeg.meta, "beta": beta.numpy()},
+              "eeg_meta": eeg.meta, "beta": beta.numpy(), "arousal_band_hz": AROUSAL_BAND,
+              "surrogate_emotion": surrogate_emotion, "surrogate_subject": surrogate_subject + 1},
         reposing=FaceComponents(level=level_all, rest=rest_all, blink=blink_all, talk=talk_frames,
                                 side=sides, gain=gains),
     )

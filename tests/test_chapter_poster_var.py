@@ -51,7 +51,18 @@ def _faces(labels: list[int], soft: torch.Tensor | None = None, num_classes: int
 def test_profiles_state_their_sizes_and_bad_values_name_the_field() -> None:
     quick, paper = pv.chapter_config("quick"), pv.chapter_config("paper")
     assert (quick.poster_width, quick.poster_depth) == (0.25, 0.25)  # PosterConfig.reduced()
-    assert quick.poster_config(8) == pv.PosterConfig.poster_var(num_classes=8).reduced()
+    assert quick.poster_config(8) == dataclasses.replace(pv.PosterConfig.poster_var(num_classes=8).reduced(),
+                                                         trunk_width=0.5, trunk_depth=0.25, trunk_input_size=56)
+    assert paper.poster_config(8) == pv.PosterConfig.poster_var(num_classes=8)  # the paper's 112-px path
+    # quick: every choice on validation images, all test images scored, the trunk on all training images
+    assert quick.valid_size and quick.test_size is None and quick.trunk_train_size is None and quick.row_lr_candidates
+    assert quick.fast_recipe and quick.cache_pyramids and quick.trunk_budget_s and quick.row_budget_s
+    with pytest.raises(ConfigError, match="ChapterConfig.row_lr_candidates"):
+        pv.chapter_config("quick", valid_size=0)
+    with pytest.raises(ConfigError, match="ChapterConfig.cache_pyramids"):
+        pv.chapter_config("quick", freeze_trunk=False)
+    with pytest.raises(ConfigError, match="ChapterConfig.trunk_input_size"):
+        pv.chapter_config("quick", trunk_input_size=64)
     assert (paper.epochs, paper.batch_size, paper.lr, paper.weight_decay, paper.gamma) == (200, 48, 3.5e-6, 1e-4, 0.98)
     assert paper.optimizer == "sam" and paper.sam_rho == 0.05 and paper.n_seeds == 3
     assert paper.train_size is None and paper.test_size is None
@@ -65,8 +76,8 @@ def test_profiles_state_their_sizes_and_bad_values_name_the_field() -> None:
         pv.chapter_config("quick", epoch=3)
     # paper: Table 1's FER+ augmentation; quick: the light recipe (flip + crop), stated as a deviation
     assert paper.augment_description() == "flip p=0.5, brightness/contrast 0.2, random erasing p=0.5 scale 0.02-0.25"
-    assert quick.augment_description() == "flip p=0.5, 8-px random crop (reflected padding)"
-    assert quick.augment().config.erase_p == 0 and quick.augment().config.crop_padding == 8
+    assert pv.chapter_config("quick", crop_padding=8).augment_description() == "flip p=0.5, 8-px random crop (reflected padding)"
+    assert quick.augment().config.erase_p == 0
     with pytest.raises(ConfigError, match="ChapterConfig.crop_padding"):
         pv.chapter_config("quick", crop_padding=-1)
     with pytest.raises(ConfigError, match="ChapterConfig.warmup_epochs"):
@@ -86,9 +97,11 @@ def test_rows_train_with_plain_cross_entropy_on_the_votes() -> None:
     paper = pv.chapter_config("paper")
     assert [(c.epochs, c.lr) for c in (pv.row_train_config(paper, 0, True, d) for d in ("ferplus", "rafdb", "affectnet"))] \
         == [(200, 3.5e-6), (250, 9e-6), (200, 2e-5)]
-    quick = pv.chapter_config("quick", warmup_epochs=0.5)
-    assert {(c.epochs, c.lr, c.warmup_epochs) for c in (pv.row_train_config(quick, 0, True, d) for d in ("ferplus", "rafdb"))} \
-        == {(quick.epochs, quick.lr, 0.5)}  # one schedule for every dataset outside the paper profile
+    quick = pv.chapter_config("quick")
+    configs = [pv.row_train_config(quick, 0, True, d, lr=5e-4) for d in ("ferplus", "rafdb")]
+    # the fast FER recipe over the row budget, at the lr chosen on validation, no label smoothing
+    assert {(c.epochs, c.lr, c.budget_s, c.schedule, c.label_smoothing) for c in configs} \
+        == {(quick.epochs, 5e-4, quick.row_budget_s, "onecycle", 0.0)}
     logits = torch.randn(5, 8, generator=torch.Generator().manual_seed(0))
     votes = torch.softmax(torch.randn(5, 8, generator=torch.Generator().manual_seed(1)), dim=1)
     outputs = model_outputs({"logits": logits, "mu": logits, "logvar": torch.zeros_like(logits)}, "classification")
@@ -196,10 +209,18 @@ def trained(tmp_path_factory):
         data = pv.load_chapter_data(cfg, run)
         landmarks = pv.pretrain_landmark_branch(cfg, run)
         trunk = pv.pretrain_image_trunk(data["ferplus"], cfg, run)
+        selections = []  # every call of the selection function, to check it never sees test images
+        real_select = pv.experiments.select_row_lr
+
+        def spy(dataset, train_faces, valid_faces, *args, **kwargs):
+            selections.append((dataset, train_faces, valid_faces))
+            return real_select(dataset, train_faces, valid_faces, *args, **kwargs)
+
+        patch.setattr(pv.experiments, "select_row_lr", spy)
         result = pv.run_table_3(data, landmarks, cfg, run, trunk=trunk)
         again = pv.run_table_3(data, landmarks, cfg, run, trunk=trunk)
         yield {"run": run, "cfg": cfg, "data": data, "landmarks": landmarks, "result": result, "again": again,
-               "trunk": trunk}
+               "trunk": trunk, "selections": selections}
 
 
 def test_landmark_branch_is_pretrained_and_frozen_in_every_row(trained) -> None:
@@ -524,3 +545,120 @@ def test_table_4_false_positive_rate_and_gradcam_caveat(trained) -> None:
     assert "0 / 2" in never.caveat()
     always = dataclasses.replace(gradcam, predicted={k: gradcam.targets.copy() for k in gradcam.predicted})
     assert always.caveat() is None
+
+
+# ---- no choice on test images; cached pyramids; VICH against the votes ------------------------------
+
+
+def test_selection_functions_never_receive_test_faces(trained) -> None:
+    """The lr is chosen on training / validation faces only (issue 17, item 2), disjoint from the test faces."""
+    selections, data, result = trained["selections"], trained["data"], trained["result"]
+    splits = data["ferplus"]
+    assert len(selections) == 2 and result.lr_selection is not None  # one per run_table_3 call
+    test_files = set(splits.test.meta["file_names"])
+    for dataset, train_faces, valid_faces in selections:
+        assert dataset == "ferplus" and (train_faces.split, valid_faces.split) == ("train", "valid")
+        assert not test_files & (set(train_faces.meta["file_names"]) | set(valid_faces.meta["file_names"]))
+    assert set(result.lr_selection.scores) == set(trained["cfg"].row_lr_candidates)
+    assert result.lr_selection.chosen == max(result.lr_selection.scores, key=result.lr_selection.scores.get)
+    assert result.lr_selection.valid_images == len(splits.valid)
+    with pytest.raises(ValueError, match="evaluation split"):
+        pv.require_selection_faces("ferplus", splits.train, splits.test)
+    with pytest.raises(ValueError, match="evaluation split"):
+        pv.select_row_lr("ferplus", splits.train, splits.test, None, None, None, trained["cfg"], trained["run"])
+    pv.require_selection_faces("ferplus", splits.train, splits.valid)  # fine
+
+
+def test_cached_pyramid_rows_give_the_image_path_outputs(trained) -> None:
+    """A row trained on cached maps is the same network as the row run on images."""
+    splits, cfg = trained["data"]["ferplus"], trained["cfg"]
+    for r in trained["result"].runs:
+        model = r.model.eval()
+        features = pv.compute_pyramids(model, splits.test, cfg)
+        assert features.dtype == torch.float16
+        with torch.no_grad():
+            cached = pv.CachedPyramidRow(model)(features)["logits"]
+            images = pv.face_tensor_data(splits.test, cfg, train=False, soft=False)
+            direct = model(next(images.batches("cpu"))["x"])["logits"]
+        assert torch.allclose(cached[:len(direct)], direct, atol=1e-2), r.row  # float16 storage of the maps
+        assert torch.allclose(r.logits, cached, atol=1e-4), r.row
+    unfrozen = pv.build_row_model(pv.ablation_configs(cfg.poster_config(3))["full"], trained["landmarks"], 0,
+                                  trained["trunk"], freeze_trunk=False)
+    with pytest.raises(ValueError, match="frozen"):
+        pv.CachedPyramidRow(unfrozen)
+
+
+def test_vote_metrics_match_hand_computed_values() -> None:
+    p = np.array([[1.0, 0.0], [0.5, 0.5], [0.5, 0.5]])
+    q = np.array([[0.0, 1.0], [0.5, 0.5], [0.25, 0.75]])
+    assert pv.js_divergence(p, q)[:2] == pytest.approx([np.log(2), 0.0])
+    m = np.array([0.375, 0.625])  # JS of row 3 by hand: (KL(p||m) + KL(q||m)) / 2
+    by_hand = 0.5 * (0.5 * np.log(0.5 / m[0]) + 0.5 * np.log(0.5 / m[1])) \
+        + 0.5 * (0.25 * np.log(0.25 / m[0]) + 0.75 * np.log(0.75 / m[1]))
+    assert pv.js_divergence(p, q)[2] == pytest.approx(by_hand)
+    assert pv.kl_divergence(p[1:], q[1:]) == pytest.approx([0.0, 0.5 * np.log(2) + 0.5 * np.log(0.5 / 0.75)])
+    # q = 0 where p > 0: floored at 1e-12, a large finite divergence instead of infinity
+    assert pv.kl_divergence(np.array([[0.5, 0.5]]), np.array([[1.0, 0.0]]))[0] == pytest.approx(
+        0.5 * np.log(0.5) + 0.5 * np.log(0.5 / 1e-12))
+    assert pv.entropy(np.array([[1.0, 0.0], [0.5, 0.5], [0.25, 0.75]])) == pytest.approx(
+        [0.0, np.log(2), -(0.25 * np.log(0.25) + 0.75 * np.log(0.75))])
+    pred = np.array([[0.5, 0.3, 0.2], [0.2, 0.3, 0.5], [0.4, 0.4, 0.2]])
+    votes = np.array([[0.1, 0.6, 0.3], [0.0, 0.4, 0.6], [0.0, 0.0, 1.0]])
+    # row 1: {0, 1} vs {1, 2}; row 2: {2, 1} vs {2, 1}; row 3: {0, 1} vs {2, 0} (the tie 0 / 1 of the
+    # votes goes to the lower class index)
+    assert pv.top2_agreement(pred, votes).tolist() == [0.5, 1.0, 0.5]
+    four = np.array([[0.4, 0.3, 0.2, 0.1]])
+    assert pv.top2_agreement(four, four[:, ::-1].copy()).tolist() == [0.0]
+    assert pv.entropy_correlation(np.array([[0.1, 1.0], [0.2, 2.0], [0.3, 3.5]])) == pytest.approx(
+        np.corrcoef([0.1, 0.2, 0.3], [1.0, 2.0, 3.5])[0, 1])
+    assert np.isnan(pv.entropy_correlation(np.array([[0.1, 1.0], [0.1, 2.0]])))
+    with pytest.raises(ValueError, match="sum to 1"):
+        pv.js_divergence(np.array([[0.5, 0.6]]), np.array([[0.5, 0.5]]))
+
+
+def test_vote_comparison_wiring(trained, tmp_path) -> None:
+    result, cfg = trained["result"], trained["cfg"]
+    votes = pv.vote_comparison(result)
+    splits = result.data["ferplus"]
+    assert np.allclose(votes.votes, splits.test.soft_labels.double().numpy())
+    full, no_vi = result.get("ferplus", "full"), result.get("ferplus", "w/o VI")
+    assert list(votes.probabilities) == [("full", "Monte-Carlo predictive"), ("full", "softmax(mu) (deployed)"),
+                                         ("w/o layer emb.", "Monte-Carlo predictive"),
+                                         ("w/o layer emb.", "softmax(mu) (deployed)"),
+                                         ("w/o VI", "softmax (linear head)"), ("baseline", "softmax (linear head)")]
+    soft = torch.softmax(no_vi.logits.double(), 1).numpy()
+    table = votes.table(n_bootstrap=20)
+    row = table.loc[(pv.ROW_LABELS["w/o VI"], "softmax (linear head)")]
+    assert row["JS to votes (nats)"] == pytest.approx(pv.js_divergence(soft, votes.votes).mean(), abs=1e-4)
+    assert row["top-2 agreement"] == pytest.approx(pv.top2_agreement(soft, votes.votes).mean(), abs=1e-3)
+    d = votes.difference(("full", "Monte-Carlo predictive"), ("w/o VI", "softmax (linear head)"), "js", n_bootstrap=20)
+    mc = votes.probabilities[("full", "Monte-Carlo predictive")]
+    assert d.value == pytest.approx(pv.js_divergence(mc, votes.votes).mean() - pv.js_divergence(soft, votes.votes).mean())
+    assert d.low <= d.value <= d.high
+    assert votes.differences(n_bootstrap=20).index[0] == (f"{pv.ROW_LABELS['full']} / Monte-Carlo predictive",
+                                                          f"{pv.ROW_LABELS['w/o VI']} / softmax (linear head)")
+    results = ResultsRecorder("04_poster_var", profile="smoke", seed=0, data="test fixture", out_dir=tmp_path)
+    pv.findings(result, pv.calibration_comparison(result), results, trunk=trained["trunk"], votes=votes)
+    recorded = read_results(tmp_path / "04_poster_var.results.json")["numbers"]
+    for row in ("poster_var", "no_layer_embedding", "no_vich", "poster_pp"):
+        assert {f"{row}.test.accuracy", f"{row}.test.macro_f1", f"{row}.test.ece", f"{row}.test.vote_js"} <= set(recorded)
+    for key in ("trunk.test.accuracy", "diff.poster_var_vs_no_vich.test.accuracy", "diff.poster_var_vs_no_vich.test.vote_js",
+                "inference_ms.poster_var", "poster_var.test.vote_js_mu"):
+        assert key in recorded, key
+    assert recorded["no_vich.test.vote_js"]["value"] == pytest.approx(pv.js_divergence(soft, votes.votes).mean())
+    assert recorded["diff.poster_var_vs_no_vich.test.vote_js"]["value"] == pytest.approx(d.value)
+
+
+def test_affectnet_seven_class_column_drops_contempt() -> None:
+    """Table 3's AffectNet (7 cls) column: AffectNet without contempt, as the paper evaluates it."""
+    soft = torch.eye(8)[[0, 1, 7, 7, 2]]
+    faces = _faces([0, 1, 7, 7, 2], soft=soft)
+    dropped = pv.data.drop_classes(faces, ("contempt",))
+    assert dropped.labels.tolist() == [0, 1, -1, -1, 2] and dropped.soft_labels[:, 7].sum() == 0
+    (train,) = pv.keep_present_classes(dropped)
+    assert "contempt" not in train.class_names and len(train.class_names) == 3
+    assert pv.paper.paper_column("affectnet7", 7) == "AffectNet (7 cls)"
+    assert pv.paper.paper_column("affectnet", 8) == "AffectNet (8 cls)"
+    assert pv.config.REGISTRY_NAME["affectnet7"] == "affectnet" and "affectnet7" in pv.chapter_config("paper").extra_datasets
+    with pytest.raises(ValueError, match="joy"):
+        pv.data.drop_classes(faces, ("joy",))

@@ -465,3 +465,37 @@ def test_vich_loss_soft_targets_use_the_shared_soft_target_ce() -> None:
     assert torch.equal(vich_loss({"logits": logits}, votes), soft_target_ce(logits, votes))
     with pytest.raises(ValueError, match="sum to 1"):
         vich_loss({"logits": logits}, votes * 0.8)
+
+
+def test_56_px_trunk_gives_the_28_14_7_levels_directly() -> None:
+    """The CPU path: the IR-50 trunk at 56 px (its own width), stride-1 level convs projecting to the
+    level channels; the six branch maps split the forward pass without changing it."""
+    config = PosterConfig.poster_var(num_classes=8, width=0.125, depth=0.1, trunk_width=0.25, trunk_input_size=56)
+    assert config.trunk_channels == (16, 32, 64) and config.level_channels == (8, 16, 32)
+    torch.manual_seed(0)
+    model = PosterModel(config).eval()
+    assert [conv.stride for conv in model.level_convs] == [(1, 1)] * 3
+    assert [(c.in_channels, c.out_channels) for c in model.level_convs] == [(16, 8), (32, 16), (64, 32)]
+    x = torch.randn(2, 3, 112, 112)
+    with torch.no_grad():
+        stages = model.forward_stages(x)
+        image_pyramid, landmark_pyramid = model.pyramids(x)
+        again = model.forward_from_pyramids(image_pyramid, landmark_pyramid)
+    assert [tuple(t.shape[-2:]) for t in image_pyramid] == [(28, 28), (14, 14), (7, 7)]
+    assert [tuple(t.shape[-2:]) for t in stages["image_maps"]] == [(28, 28), (14, 14), (7, 7)]
+    assert torch.equal(stages["logits"], again["logits"]) and stages["logits"].shape == (2, 8)
+    trunk = config.make_image_trunk()
+    assert (trunk.input_size, trunk.channels) == (56, (16, 32, 64))
+    assert [tuple(t.shape) for t in IR50(width=0.125, depth=0.1, input_size=56)(torch.randn(1, 3, 48, 48))] == \
+        [(1, 8, 28, 28), (1, 16, 14, 14), (1, 32, 7, 7)]
+    model.load_image_backbone(trunk)  # a trunk of the config's trunk size loads
+    with pytest.raises(ValueError, match="make_image_trunk"):
+        model.load_image_backbone(IR50(width=0.125, depth=0.1, input_size=56))
+    with pytest.raises(ConfigError, match="trunk_input_size"):
+        PosterConfig(trunk_input_size=64)
+    with pytest.raises(ConfigError, match="trunk_width"):
+        PosterConfig(trunk_width=0)
+    with pytest.raises(ValueError, match="input_size"):
+        IR50(input_size=64)
+    default = PosterModel(PosterConfig.poster_var(num_classes=8, width=0.125, depth=0.1))
+    assert [conv.stride for conv in default.level_convs] == [(2, 2)] * 3  # the paper's 112-px path is unchanged

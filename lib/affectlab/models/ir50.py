@@ -7,7 +7,9 @@ keeps the first three stages (3, 4 and 14 units of 64, 128 and 256 channels) and
 to 112 x 112 first, so the pyramid is 64@56, 128@28, 256@14 whatever the input size.
 
 ``width`` scales every channel count and ``depth`` every unit count, so a small variant can train on
-a CPU; ``width = depth = 1`` is the published network. No MS-Celeb weights exist here: the backbone
+a CPU; ``width = depth = 1`` is the published network. ``input_size`` (default 112, the published
+path) may be 56 for a CPU budget: the pyramid is then 28/14/7 px, a quarter of the multiply-adds;
+FERPlus faces are 48 px, so 56 px loses none of their pixels (:data:`IR50_INPUT_SIZES`). No MS-Celeb weights exist here: the backbone
 starts from PyTorch's default initialisation.
 """
 
@@ -20,6 +22,8 @@ from torch import nn
 IR50_CHANNELS: tuple[int, int, int] = (64, 128, 256)
 IR50_UNITS: tuple[int, int, int] = (3, 4, 14)
 IR50_INPUT_SIZE = 112
+IR50_INPUT_SIZES: tuple[int, ...] = (112, 56)
+"""Input sides the trunk accepts: 112 (POSTER++; pyramid 56/28/14) or 56 (pyramid 28/14/7)."""
 
 
 def scale_channels(channels: int, width: float, divisor: int = 8) -> int:
@@ -83,16 +87,20 @@ class IR50(nn.Module):
     Args:
         width: channel multiplier (1.0 = 64/128/256 channels).
         depth: unit-count multiplier (1.0 = 3/4/14 units).
+        input_size: side the input is resized to, one of :data:`IR50_INPUT_SIZES` (112 = POSTER++).
 
-    Input: float (B, 3, H, W), any H, W (resized to 112 x 112 by nearest-neighbour interpolation,
-    as ``F.interpolate(x, size=112)`` in the POSTER++ code). Output: (B, c1, 56, 56),
-    (B, c2, 28, 28), (B, c3, 14, 14).
+    Input: float (B, 3, H, W), any H, W (resized to ``input_size`` by nearest-neighbour
+    interpolation, as ``F.interpolate(x, size=112)`` in the POSTER++ code). Output at 112:
+    (B, c1, 56, 56), (B, c2, 28, 28), (B, c3, 14, 14); at 56 every side is halved.
     """
 
-    def __init__(self, width: float = 1.0, depth: float = 1.0) -> None:
+    def __init__(self, width: float = 1.0, depth: float = 1.0, input_size: int = IR50_INPUT_SIZE) -> None:
         super().__init__()
         if width <= 0 or depth <= 0:
             raise ValueError(f"IR50: width and depth must be > 0; got width={width}, depth={depth}")
+        if input_size not in IR50_INPUT_SIZES:
+            raise ValueError(f"IR50: input_size must be one of {IR50_INPUT_SIZES}; got {input_size!r}")
+        self.input_size = int(input_size)
         self.channels = tuple(scale_channels(c, width) for c in IR50_CHANNELS)
         self.units = tuple(scale_units(u, depth) for u in IR50_UNITS)
         c0 = self.channels[0]
@@ -104,8 +112,8 @@ class IR50(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         if x.ndim != 4 or x.shape[1] != 3:
             raise ValueError(f"IR50 expects a float batch (B, 3, H, W); got shape {tuple(x.shape)}")
-        if x.shape[-2:] != (IR50_INPUT_SIZE, IR50_INPUT_SIZE):
-            x = F.interpolate(x, size=IR50_INPUT_SIZE)
+        if x.shape[-2:] != (self.input_size, self.input_size):
+            x = F.interpolate(x, size=self.input_size)
         x = self.stem(x)
         x1 = self.stage1(x)
         x2 = self.stage2(x1)
@@ -123,11 +131,12 @@ class IR50Classifier(nn.Module):
     classifies. ``forward`` returns ``{"logits": (B, C), "features": (B, c1 + c2 + c3)}``.
     """
 
-    def __init__(self, num_classes: int, width: float = 1.0, depth: float = 1.0) -> None:
+    def __init__(self, num_classes: int, width: float = 1.0, depth: float = 1.0,
+                 input_size: int = IR50_INPUT_SIZE) -> None:
         super().__init__()
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
             raise ValueError(f"IR50Classifier: num_classes must be an int >= 2; got {num_classes!r}")
-        self.backbone = IR50(width=width, depth=depth)
+        self.backbone = IR50(width=width, depth=depth, input_size=input_size)
         self.classifier = nn.Linear(sum(self.backbone.channels), num_classes)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:

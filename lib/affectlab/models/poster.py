@@ -25,7 +25,11 @@ cross-entropy (soft FERPlus targets: votes / 10) with no KL term, although Table
 (:func:`vich_loss` has ``kl_weight=0`` by default and offers the KL term for the comparison).
 
 ``width`` and ``depth`` scale the CNN channels (and the token width 768) and the CNN block counts;
-the defaults are the paper's network. :meth:`PosterConfig.reduced` is the CPU variant of the quick
+the defaults are the paper's network. ``trunk_width`` / ``trunk_depth`` / ``trunk_input_size`` size
+the IR-50 trunk on its own (default: as the rest, 112 px); at 56 px its pyramid is already
+28/14/7, so the level convolutions keep stride 1 (and project the trunk's channels to the level
+channels). :meth:`PosterModel.pyramids` and :meth:`PosterModel.forward_from_pyramids` split the
+forward pass at the two frozen branches, so their outputs can be computed once and cached. :meth:`PosterConfig.reduced` is the CPU variant of the quick
 profile (width 0.25, depth 0.25: channels 16/32/64, token width 192, IR units 1/1/4).
 """
 
@@ -40,7 +44,7 @@ from torch import nn
 
 from affectlab.config import ConfigError
 from affectlab.losses import soft_target_ce
-from affectlab.models.ir50 import IR50, IR50_CHANNELS, scale_channels
+from affectlab.models.ir50 import IR50, IR50_CHANNELS, IR50_INPUT_SIZE, IR50_INPUT_SIZES, scale_channels
 from affectlab.models.mobilefacenet import MOBILEFACENET_INPUT_SIZE, MobileFaceNet
 
 LEVEL_MAP_SIZES: tuple[int, int, int] = (28, 14, 7)
@@ -67,6 +71,8 @@ class PosterConfig:
         cross_attention_drop_path: drop-path of the three level MLPs (0, 0.125, 0.25).
         layer_scale: initial layer-scale of the cross-attention residuals (1e-5).
         freeze_landmarks: landmark branch frozen (no gradient, BatchNorm in eval) at construction.
+        trunk_width, trunk_depth: the IR-50 trunk's own multipliers (None = ``width`` / ``depth``).
+        trunk_input_size: the trunk's input side, 112 (POSTER++) or 56 (level convs then stride 1).
     """
 
     num_classes: int = 7
@@ -85,6 +91,9 @@ class PosterConfig:
     cross_attention_drop_path: tuple[float, float, float] = (0.0, 0.125, 0.25)
     layer_scale: float = 1e-5
     freeze_landmarks: bool = True
+    trunk_width: float | None = None
+    trunk_depth: float | None = None
+    trunk_input_size: int = IR50_INPUT_SIZE
 
     def __post_init__(self) -> None:
         if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int) or self.num_classes < 2:
@@ -93,6 +102,13 @@ class PosterConfig:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not value > 0:
                 raise ConfigError(f"PosterConfig.{name} must be a number > 0; got {value!r}")
+        for name in ("trunk_width", "trunk_depth"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0):
+                raise ConfigError(f"PosterConfig.{name} must be None or a number > 0; got {value!r}")
+        if self.trunk_input_size not in IR50_INPUT_SIZES:
+            raise ConfigError(f"PosterConfig.trunk_input_size must be one of {IR50_INPUT_SIZES}; "
+                              f"got {self.trunk_input_size!r}")
         for name in ("vit_depth", "vit_heads"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -119,6 +135,22 @@ class PosterConfig:
     def level_channels(self) -> tuple[int, int, int]:
         """Channels of the three pyramid levels (64/128/256 at width 1)."""
         return tuple(scale_channels(c, self.width) for c in IR50_CHANNELS)  # type: ignore[return-value]
+
+    @property
+    def trunk_scale(self) -> tuple[float, float]:
+        """(width, depth) of the IR-50 trunk."""
+        return (self.width if self.trunk_width is None else float(self.trunk_width),
+                self.depth if self.trunk_depth is None else float(self.trunk_depth))
+
+    @property
+    def trunk_channels(self) -> tuple[int, int, int]:
+        """Channels of the IR-50 trunk's three stages (the level convolutions' inputs)."""
+        return tuple(scale_channels(c, self.trunk_scale[0]) for c in IR50_CHANNELS)  # type: ignore[return-value]
+
+    def make_image_trunk(self) -> IR50:
+        """A standalone IR-50 trunk of this config's trunk size, e.g. for pretraining."""
+        width, depth = self.trunk_scale
+        return IR50(width=width, depth=depth, input_size=self.trunk_input_size)
 
     @property
     def embed_dim(self) -> int:
@@ -242,8 +274,8 @@ class LandmarkQueryCrossAttention(nn.Module):
         head_dim = c // self.num_heads
         k, v = self.kv(image_tokens).view(b, n, 2, self.num_heads, head_dim).permute(2, 0, 3, 1, 4)
         q = landmark_tokens.reshape(b, n, self.num_heads, head_dim).transpose(1, 2)
-        scores = ((q * head_dim**-0.5) @ k.transpose(-2, -1)).add_(self.position_bias().unsqueeze(0))
-        out = scores.softmax(dim=-1) @ v
+        # softmax(q k^T / sqrt(d) + bias) v, fused (the 784 x 784 scores of the 28-px level are never stored)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=self.position_bias().unsqueeze(0).to(q.dtype))
         return self.proj(out.transpose(1, 2).reshape(b, n, c))
 
 
@@ -435,8 +467,10 @@ class PosterModel(nn.Module):
         if (lm1, lm2) != (c1, c2):
             raise ConfigError(f"landmark channels {(lm1, lm2)} do not match image channels {(c1, c2)}")
         self.landmark_out_conv = nn.Conv2d(lm3, c3, 3, padding=1)
-        self.image_backbone = IR50(width=config.width, depth=config.depth)
-        self.level_convs = nn.ModuleList(nn.Conv2d(c, c, 3, 2, 1) for c in (c1, c2, c3))
+        self.image_backbone = config.make_image_trunk()
+        stride = config.trunk_input_size // LEVEL_MAP_SIZES[0] // 2  # 112 px: 56 -> 28 (stride 2); 56 px: 1
+        self.level_convs = nn.ModuleList(nn.Conv2d(t, c, 3, stride, 1)
+                                         for t, c in zip(config.trunk_channels, (c1, c2, c3)))
         self.cross_attention = nn.ModuleList(
             CrossAttentionLevel(c, heads, size, config.mlp_ratio, rate, config.layer_scale)
             for c, heads, size, rate in zip(
@@ -482,7 +516,7 @@ class PosterModel(nn.Module):
 
     def load_image_backbone(self, source: nn.Module | Mapping[str, torch.Tensor]) -> "PosterModel":
         """Load pretrained IR-50 trunk weights (an :class:`IR50` or its state dict) of the same width/depth."""
-        return self._load_branch(self.image_backbone, source, "image-backbone", "")
+        return self._load_branch(self.image_backbone, source, "image-backbone", "; pretrain config.make_image_trunk()")
 
     # ---- landmark branch -------------------------------------------------------------------
     @property
@@ -556,13 +590,22 @@ class PosterModel(nn.Module):
         s = 28/14/7), ``level_tokens`` (3 x (B, 49, D)), ``tokens`` (B, 147, D), ``sequence``
         (B, 148, D), ``cls`` (B, D), ``features`` (B, D), ``logits`` and, with VICH, ``mu``/``logvar``.
         """
+        return self.forward_from_pyramids(*self.pyramids(images))
+
+    def pyramids(self, images: torch.Tensor) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
+        """The outputs of the two branches: (IR-50 pyramid (x1, x2, x3), landmark pyramid (lm1, lm2,
+        lm3)). When both branches are frozen these depend only on the image and can be cached."""
         self._check_images(images)
         size = MOBILEFACENET_INPUT_SIZE
         faces = images if images.shape[-2:] == (size, size) else F.interpolate(images, size=size)
-        lm1, lm2, lm3 = self.landmark_branch.feature_pyramid(faces)
-        landmark_maps = (lm1, lm2, self.landmark_out_conv(lm3))
+        return tuple(self.image_backbone(images)), tuple(self.landmark_branch.feature_pyramid(faces))
 
-        image_maps = tuple(conv(x) for conv, x in zip(self.level_convs, self.image_backbone(images)))
+    def forward_from_pyramids(self, image_pyramid: tuple[torch.Tensor, ...],
+                              landmark_pyramid: tuple[torch.Tensor, ...]) -> dict[str, Any]:
+        """Every stage after the two branches (:meth:`pyramids`), as :meth:`forward_stages` returns them."""
+        lm1, lm2, lm3 = landmark_pyramid
+        landmark_maps = (lm1, lm2, self.landmark_out_conv(lm3))
+        image_maps = tuple(conv(x) for conv, x in zip(self.level_convs, image_pyramid))
         fused_maps = tuple(
             level(x, q) for level, x, q in zip(self.cross_attention, image_maps, landmark_maps)
         )

@@ -16,6 +16,7 @@ from affectlab.augment import AugmentConfig, BatchAugment
 from affectlab.config import FieldCheck, RunConfig, check_profile, profile_config
 from affectlab.data.generate.faces import DEFAULT_INTENSITIES
 from affectlab.data.sets import FaceSet
+from affectlab.models.ir50 import IR50_INPUT_SIZES
 from affectlab.models.mobilefacenet import MOBILEFACENET_INPUT_SIZE
 from affectlab.models.poster import PosterConfig
 from affectlab.train import resolve_amp
@@ -41,15 +42,20 @@ RESULT_KEYS: dict[str, str] = {"full": "poster_var", "w/o layer emb.": "no_layer
                                "baseline": "poster_pp"}
 """Ablation row -> the first part of its keys in ``04_poster_var.results.json`` (issue 17, item 7)."""
 
-DISPLAY_NAME = {"ferplus": "FERPlus", "rafdb": "RAF-DB", "affectnet": "AffectNet"}
+DISPLAY_NAME = {"ferplus": "FERPlus", "rafdb": "RAF-DB", "affectnet": "AffectNet", "affectnet7": "AffectNet (7 cls)"}
 DATASET_SPLITS: dict[str, tuple[str, str | None, str]] = {
     "ferplus": ("train", "valid", "test"),
     "rafdb": ("train", None, "test"),
     "affectnet": ("train", None, "valid"),  # the paper evaluates AffectNet on its validation set
+    "affectnet7": ("train", None, "valid"),
 }
 """Registry name -> (training split, validation split or None, evaluation split)."""
 
-EXTRA_DATASETS: tuple[str, ...] = ("rafdb", "affectnet")
+EXTRA_DATASETS: tuple[str, ...] = ("rafdb", "affectnet", "affectnet7")
+REGISTRY_NAME: dict[str, str] = {"affectnet7": "affectnet"}
+"""Chapter dataset -> registry dataset it is loaded from (default: the same name)."""
+DROPPED_CLASSES: dict[str, tuple[str, ...]] = {"affectnet7": ("contempt",)}
+"""Classes a chapter dataset drops (Table 3's AffectNet 7-class column: AffectNet without contempt)."""
 LAYER_SIDES = {f"cross_attention.{i}": side for i, side in enumerate((28, 14, 7))}
 """The fused image-landmark maps of PosterModel and their side in pixels (Grad-CAM layers)."""
 
@@ -84,6 +90,15 @@ class ChapterConfig:
     ``trunk_crop_padding`` px of reflected padding at 112 px), loaded into every row. With
     ``freeze_trunk`` the rows keep it fixed (weights and BatchNorm statistics) and train only what
     follows it; otherwise they fine-tune it with the rest, as POSTER++ does.
+
+    CPU path (smoke / quick): ``trunk_width`` / ``trunk_depth`` / ``trunk_input_size`` size the
+    IR-50 trunk on its own (:class:`PosterConfig`; 56 px gives its 28/14/7 pyramid directly);
+    ``fast_recipe`` trains the trunk and the rows with :func:`affectlab.train.fer_recipe` under the
+    wall-clock budgets ``trunk_budget_s`` / ``row_budget_s`` (batch ``trunk_batch_size`` for the
+    trunk); ``cache_pyramids`` computes the frozen branches' maps once for every row; the rows' lr
+    is chosen among ``row_lr_candidates`` on the validation images (a ``selection_budget_s`` trial
+    of the baseline row on ``selection_train_size`` training images). ``amp`` is the trainer's
+    mixed-precision setting (the paper dry run turns its probe off).
 
     Evaluation: ``n_bootstrap`` resamples of the test images; ``mc_samples`` Monte-Carlo draws of
     the VICH logits; ``calibration_bins`` of the ECE; ``timing_repeats`` single-image forward
@@ -137,6 +152,18 @@ class ChapterConfig:
     subset_seed: int = 0
     generated_seed: int = 4004
     extra_datasets: tuple[str, ...] = EXTRA_DATASETS
+    trunk_width: float | None = None
+    trunk_depth: float | None = None
+    trunk_input_size: int = IMAGE_SIZE
+    fast_recipe: bool = False
+    trunk_budget_s: float | None = None
+    row_budget_s: float | None = None
+    cache_pyramids: bool = False
+    row_lr_candidates: tuple[float, ...] = ()
+    selection_budget_s: float | None = None
+    selection_train_size: int | None = None
+    trunk_batch_size: int | None = None
+    amp: str = "auto"
 
     def __post_init__(self) -> None:
         check_profile(self.profile)
@@ -151,12 +178,25 @@ class ChapterConfig:
         check.ints("valid_size", minimum=0, optional=True)  # 0 = no validation, None = all
         check.numbers("lr", "landmark_lr", "trunk_lr", "poster_width", "poster_depth", "sam_rho", "gamma")
         check.numbers("weight_decay", "warmup_epochs", "trunk_warmup_epochs", inclusive=True)
-        check.bools("freeze_trunk", "table_1_per_dataset")
+        check.bools("freeze_trunk", "table_1_per_dataset", "fast_recipe", "cache_pyramids")
+        check.ints("selection_train_size", "trunk_batch_size", optional=True)
+        check.require(self.trunk_input_size in IR50_INPUT_SIZES, "trunk_input_size", f"one of {IR50_INPUT_SIZES}")
+        for field in ("trunk_width", "trunk_depth", "trunk_budget_s", "row_budget_s", "selection_budget_s"):
+            value = getattr(self, field)
+            check.require(value is None or (not isinstance(value, bool) and isinstance(value, (int, float)) and value > 0),
+                          field, "None or a number > 0")
+        check.require(all(isinstance(v, float) and v > 0 for v in self.row_lr_candidates), "row_lr_candidates",
+                      "a tuple of learning rates > 0 (empty = use lr)")
+        check.require(not self.cache_pyramids or self.freeze_trunk, "cache_pyramids",
+                      "False unless freeze_trunk (cached maps need a frozen trunk)")
+        check.require(not self.row_lr_candidates or self.valid_size != 0, "row_lr_candidates",
+                      "empty when valid_size=0 (the choice is made on validation images)")
         check.require(self.trunk_warmup_epochs < max(self.trunk_epochs, 1), "trunk_warmup_epochs",
                       "a number in [0, trunk_epochs)")
         check.require(self.warmup_epochs < self.epochs, "warmup_epochs", "a number in [0, epochs)")
         check.require(self.gamma <= 1, "gamma", "in (0, 1]")
         check.one_of("optimizer", ("adamw", "sam"))
+        check.one_of("amp", ("auto", "off", "bf16", "fp16"))
         for field in ("hflip_p", "erase_p"):
             check.require(0 <= getattr(self, field) <= 1, field, "a probability in [0, 1]")
         check.require(0 <= self.color_jitter < 1, "color_jitter", "in [0, 1)")
@@ -174,16 +214,19 @@ class ChapterConfig:
 
     def poster_config(self, num_classes: int) -> PosterConfig:
         """The full POSTER-Var at this chapter's network size (the ablation rows switch its flags)."""
-        return PosterConfig.poster_var(num_classes=num_classes, width=self.poster_width, depth=self.poster_depth)
+        return PosterConfig.poster_var(num_classes=num_classes, width=self.poster_width, depth=self.poster_depth,
+                                       trunk_width=self.trunk_width, trunk_depth=self.trunk_depth,
+                                       trunk_input_size=self.trunk_input_size)
 
     def seeds(self, run: RunConfig) -> tuple[int, ...]:
         """The seeds of every ablation row: the run's seed and the next ``n_seeds - 1``."""
         return tuple(run.seed + k for k in range(self.n_seeds))
 
     def augment(self) -> BatchAugment:
-        """The rows' training augmentation: Table 1's FER+ column (flip, colour jitter 0.2, random
-        erasing) by default; the quick profile swaps jitter and erasing for a small random crop
-        (``crop_padding`` px of reflected padding), the trunk's light recipe."""
+        """The rows' training augmentation on images: Table 1's FER+ column (flip, colour jitter 0.2,
+        random erasing) by default, optionally a small random crop (``crop_padding`` px of reflected
+        padding). Unused with ``cache_pyramids`` (the rows then train on the maps of the unaugmented
+        images)."""
         return BatchAugment(AugmentConfig(hflip_p=self.hflip_p, brightness=self.color_jitter, contrast=self.color_jitter,
                                           erase_p=self.erase_p, erase_scale=(0.02, 0.25), crop_padding=self.crop_padding,
                                           crop_padding_mode="reflect"))
@@ -211,19 +254,52 @@ class ChapterConfig:
         if self.trunk_epochs == 0:
             return "none: rows start from random weights"
         images = "all" if self.trunk_train_size is None else f"{self.trunk_train_size} stratified"
-        warmup = f", {self.trunk_warmup_epochs:g}-epoch warm-up" if self.trunk_warmup_epochs else ""
-        return (f"IR-50 pretrained here for {self.trunk_epochs} epoch(s) on {images} FERPlus training images "
-                f"(AdamW lr {self.trunk_lr:g}{warmup}, cosine, batch {self.batch_size}, flip + "
-                f"{self.trunk_crop_padding}-px random crop), then "
-                + ("loaded into every row and frozen there (only the layers after it train)" if self.freeze_trunk
-                   else "loaded into every row and fine-tuned with the rest"))
+        width, depth = self.trunk_scale
+        size = f"IR-50 width {width:g}, depth {depth:g}, input {self.trunk_input_size} px"
+        if self.fast_recipe:
+            schedule = (f"the fast FER recipe (affectlab.train.fer_recipe: AdamW lr 2e-3, one-cycle over a "
+                        f"{self.trunk_budget_s:g}-s wall-clock budget, at most {self.trunk_epochs} epoch(s)"
+                        if self.trunk_budget_s else
+                        f"the fast FER recipe (affectlab.train.fer_recipe, {self.trunk_epochs} epoch(s)")
+            schedule += f", batch {self.trunk_batch}, flip + {self.trunk_crop_padding}-px random crop at 112 px)"
+        else:
+            warmup = f", {self.trunk_warmup_epochs:g}-epoch warm-up" if self.trunk_warmup_epochs else ""
+            schedule = (f"{self.trunk_epochs} epoch(s) of AdamW lr {self.trunk_lr:g}{warmup}, cosine, batch "
+                        f"{self.trunk_batch}, flip + {self.trunk_crop_padding}-px random crop")
+        return (f"{size}, pretrained here on {images} FERPlus training images with {schedule}, then "
+                + ("loaded into every row and frozen there (only the layers after it train"
+                   + ("; its maps are computed once per image and cached for all rows)" if self.cache_pyramids else ")")
+                   if self.freeze_trunk else "loaded into every row and fine-tuned with the rest"))
+
+    @property
+    def trunk_batch(self) -> int:
+        """Batch size of the trunk's pretraining (``trunk_batch_size``, else the rows' ``batch_size``)."""
+        return self.batch_size if self.trunk_batch_size is None else self.trunk_batch_size
+
+    @property
+    def trunk_scale(self) -> tuple[float, float]:
+        """(width, depth) of the IR-50 trunk (the network's own when not set)."""
+        return (self.poster_width if self.trunk_width is None else self.trunk_width,
+                self.poster_depth if self.trunk_depth is None else self.trunk_depth)
+
+    def row_description(self) -> str:
+        """How each ablation row trains, in words (config frame and deviations)."""
+        if not self.fast_recipe:
+            return ""
+        budget = f"a {self.row_budget_s:g}-s wall-clock budget, " if self.row_budget_s else ""
+        lr = (f"lr chosen on validation among {', '.join(f'{v:g}' for v in self.row_lr_candidates)}"
+              if self.row_lr_candidates else f"lr {self.lr:g}")
+        return (f"the fast FER recipe (AdamW, one-cycle over {budget}at most {self.epochs} epoch(s), {lr}, "
+                f"weight decay 0.01, no label smoothing), batch {self.batch_size}"
+                + (", on the cached maps of the unaugmented images" if self.cache_pyramids else ""))
 
 
 FER_CLASSES_FOR_GRADCAM = ("happiness", "surprise", "sadness", "anger")
 
 #: Table 1 (max epochs, initial lr) of the other datasets. FER+ is the profile's own ``epochs`` /
 #: ``lr``: Table 1 prints 3e-5, the issue and the public code use 3.5e-6 (the paper profile's lr).
-TABLE_1_ROW_SCHEDULES: dict[str, tuple[int, float]] = {"rafdb": (250, 9e-6), "affectnet": (200, 2e-5)}
+TABLE_1_ROW_SCHEDULES: dict[str, tuple[int, float]] = {"rafdb": (250, 9e-6), "affectnet": (200, 2e-5),
+                                                       "affectnet7": (200, 2e-5)}
 
 
 def chapter_config(profile: str, **overrides: Any) -> ChapterConfig:
@@ -232,30 +308,22 @@ def chapter_config(profile: str, **overrides: Any) -> ChapterConfig:
     - smoke: 72 generated faces for the landmark branch, one step of 4 images for the trunk and per
       row (drawn from 8 stratified training images: one per FERPlus class at least), 8 test images:
       proves every cell runs.
-    - quick: this shared 2-core CPU, <= 20 minutes (aim 15). Measured on both cores at 112 px,
-      batch 32: the reduced POSTER model costs about 55 ms per training image (the frozen
-      MobileFaceNet forward only 1.4 ms of it, so caching its pyramid would save little), the IR-50
-      trunk alone about 15-26 ms, MobileFaceNet landmark training about 8 ms. So: the landmark
-      branch trains 6 epochs on the 864 training faces of 24 generated identities x 2 poses (about
-      1 min; its NME falls well below the mean shape's). One IR-50 trunk is pretrained once (the
-      stand-in for MS-Celeb-1M weights) on 4,096 stratified FERPlus training images for 4 epochs
-      (512 steps of 32, lr 2e-3 with a quarter-epoch warm-up and cosine decay, flip + small crop
-      only: 5.6 min measured). An earlier setting (2,048 images x 3 epochs, lr 1e-3, the rows'
-      erasing / jitter augmentation, trunk fine-tuned in every row at lr 5e-4) left the trunk
-      (35.4%) and every row (29.7-36.7%) at the majority-class rate (34.6%) in a 14.6-min run.
-      Every ablation row starts from the trunk with the trunk **frozen** (a deviation: POSTER++
-      fine-tunes its IR-50), so its steps go to the part the ablation compares (fusion, token
-      embedding, ViT, SE gate, head) and skip the trunk's backward pass: 90 steps (960 of the
-      trunk's images x 3 epochs, batch 32), AdamW lr 5e-4 after a half-epoch linear warm-up, then
-      the exponential decay, with the trunk's light augmentation (flip + 8-px crop; no colour jitter
-      or random erasing), about 2 min per row; each row is tested on 384 stratified test images.
-      Measured on this machine (seed 0, same test images; majority rate 34.6%): 60 steps at lr 1e-3
-      with Table 1's augmentation left POSTER-Var answering "neutral" for every face; lr 5e-4 +
-      warm-up for 90 steps with Table 1's augmentation gave 35.9% (rows 35.7-38.0%, none above
-      the majority rate); lr 1e-3 with a one-epoch warm-up 34.9%; the light augmentation 40.4%
-      (rows 39.3-40.4%, all above the majority rate). A fresh quick run took 17.2 min alone and
-      18.7 min in a one-command ``make book`` (landmark branch 1-1.2 min, trunk 5.6-6.2 min, rows
-      with inference timing 8.5-10.6 min).
+    - quick: this shared 2-core CPU, <= 30 minutes in all. FERPlus faces are 48 px, so the IR-50
+      trunk stand-in (width 0.5, depth 0.25: channels 32/64/128, units 1/1/4) takes them at 56 px
+      (its pyramid is then 28/14/7, a quarter of the 112-px path's multiply-adds; the level
+      convolutions keep stride 1) and is pretrained on **all** FERPlus training images with the
+      project's fast recipe (:func:`affectlab.train.fer_recipe`, one-cycle AdamW laid out over a
+      480-s wall-clock budget, flip + crop). The trunk and the landmark branch are then frozen, so
+      their six maps are computed once per image (:mod:`.pyramids`) for 6,144 stratified training
+      images, 1,024 stratified validation images and the whole test split, and every row trains
+      only what follows them (fusion, token embedding, ViT, SE gate, head) with the fast recipe
+      under a 150-s budget each (epoch cap 20, no augmentation: the maps are those of the
+      unaugmented images; no label smoothing, so the target is the vote distribution itself). The
+      rows' learning rate is chosen among ``row_lr_candidates`` by the baseline row's accuracy on
+      the validation images after a 30-s trial on 2,048 of the training images
+      (:func:`~.selection.select_row_lr`), and each row keeps its best epoch by validation
+      accuracy; the test split is scored once per row, after training. The landmark branch trains
+      6 epochs on the 864 training faces of 24 generated identities x 2 poses (about 1 min).
       RAF-DB and AffectNet are left out of quick (each would add the four rows again).
     - paper: Table 1 (FER+) and the issue: the paper-size network, all images, 200 epochs, batch 48,
       AdamW + SAM (rho 0.05), lr 3.5e-6 (the issue's and the public code's FERPlus value; Table 1
@@ -263,19 +331,23 @@ def chapter_config(profile: str, **overrides: Any) -> ChapterConfig:
       epochs on every training image: for a GPU.
     """
     table: dict[str, dict[str, Any]] = {
-        "smoke": dict(landmark_identities=3, landmark_repeats=1, landmark_epochs=1, train_size=8, valid_size=0,
+        "smoke": dict(landmark_identities=3, landmark_repeats=1, landmark_epochs=1, train_size=8, valid_size=8,
                       test_size=8, epochs=1, lr=1e-3, optimizer="adamw", n_seeds=1, poster_width=0.25,
                       poster_depth=0.25, n_bootstrap=200, mc_samples=16, timing_repeats=1,
                       gradcam_classes=("happiness",), distribution_images=2, batch_size=4,
                       landmark_batch_size=8, steps_per_epoch=1, timing_warmup=1, trunk_train_size=8,
-                      trunk_epochs=1, time_paper_size=False, freeze_trunk=True),
-        "quick": dict(landmark_identities=24, landmark_repeats=2, landmark_epochs=6, train_size=960, valid_size=0,
-                      test_size=384, epochs=3, lr=5e-4, warmup_epochs=0.5, color_jitter=0.0, erase_p=0.0,
-                      crop_padding=8, optimizer="adamw", n_seeds=1, poster_width=0.25,
-                      poster_depth=0.25, n_bootstrap=1000, mc_samples=64, timing_repeats=30, timing_warmup=3,
-                      gradcam_classes=FER_CLASSES_FOR_GRADCAM, distribution_images=3, batch_size=32,
-                      landmark_batch_size=32, trunk_train_size=4096, trunk_epochs=4, trunk_lr=2e-3,
-                      trunk_warmup_epochs=0.25, freeze_trunk=True, extra_datasets=()),
+                      trunk_epochs=1, time_paper_size=False, freeze_trunk=True, trunk_input_size=56,
+                      fast_recipe=True, cache_pyramids=True, row_lr_candidates=(1e-3, 2e-3),
+                      selection_train_size=8, color_jitter=0.0, erase_p=0.0),
+        "quick": dict(landmark_identities=24, landmark_repeats=2, landmark_epochs=6, train_size=6144, valid_size=1024,
+                      test_size=None, epochs=20, lr=1e-3, color_jitter=0.0, erase_p=0.0, optimizer="adamw",
+                      n_seeds=1, poster_width=0.25, poster_depth=0.25, n_bootstrap=1000, mc_samples=64,
+                      timing_repeats=30, timing_warmup=3, gradcam_classes=FER_CLASSES_FOR_GRADCAM,
+                      distribution_images=3, batch_size=64, landmark_batch_size=32, trunk_train_size=None,
+                      trunk_epochs=40, trunk_lr=2e-3, freeze_trunk=True, extra_datasets=(), trunk_width=0.5,
+                      trunk_depth=0.25, trunk_input_size=56, fast_recipe=True, trunk_budget_s=480.0, trunk_batch_size=128,
+                      row_budget_s=150.0, cache_pyramids=True, row_lr_candidates=(5e-4, 2e-3),
+                      selection_budget_s=30.0, selection_train_size=2048),
         "paper": dict(landmark_identities=200, landmark_repeats=2, landmark_epochs=30, train_size=None, valid_size=None,
                       test_size=None, epochs=200, lr=3.5e-6, optimizer="sam", n_seeds=3, poster_width=1.0,
                       poster_depth=1.0, n_bootstrap=1000, mc_samples=100, timing_repeats=1000,

@@ -19,7 +19,8 @@ from affectlab.data.sets import FaceSet
 from affectlab.sampling import stratified_indices
 from affectlab.train import TensorData, from_faceset
 
-from .config import DATASET_SPLITS, DISPLAY_NAME, IMAGE_SIZE, IMAGENET_MEAN, IMAGENET_STD, ChapterConfig
+from .config import (DATASET_SPLITS, DISPLAY_NAME, DROPPED_CLASSES, IMAGE_SIZE, IMAGENET_MEAN, IMAGENET_STD,
+                     REGISTRY_NAME, ChapterConfig)
 
 
 def stratified_faces(faces: FaceSet, size: int | None, seed: int) -> FaceSet:
@@ -66,6 +67,25 @@ def keep_present_classes(train: FaceSet, *others: FaceSet | None) -> tuple[FaceS
         return dataclasses.replace(faces, labels=labels, soft_labels=soft, class_names=names)
 
     return tuple(restrict(f) for f in (train, *others))
+
+
+def drop_classes(faces: FaceSet | None, names: tuple[str, ...]) -> FaceSet | None:
+    """Mark the rows of the classes ``names`` unknown (-1) and zero their vote columns, so that
+    :func:`keep_present_classes` removes those classes from every split (e.g. AffectNet without
+    contempt for Table 3's 7-class column). Unknown names raise, naming the FaceSet's classes."""
+    if faces is None or not names:
+        return faces
+    missing = [n for n in names if n not in faces.class_names]
+    if missing:
+        raise ValueError(f"drop_classes: {missing} not among {faces.name}/{faces.split} classes {faces.class_names}")
+    dropped = torch.tensor([faces.class_names.index(n) for n in names])
+    hit = torch.isin(faces.labels, dropped)
+    soft = faces.soft_labels
+    if soft is not None:
+        soft = soft.clone()
+        soft[:, dropped] = 0
+    return dataclasses.replace(faces, labels=torch.where(hit, torch.full_like(faces.labels, -1), faces.labels),
+                               soft_labels=soft)
 
 
 @dataclasses.dataclass
@@ -148,9 +168,12 @@ def load_dataset_splits(name: str, cfg: ChapterConfig, run: RunConfig) -> Datase
     if name not in DATASET_SPLITS:
         raise ValueError(f"dataset {name!r} has no split plan; known {sorted(DATASET_SPLITS)}")
     train_split, valid_split, test_split = DATASET_SPLITS[name]
-    train = datasets.load(name, run.data_root, train_split)
-    valid = None if valid_split is None or cfg.valid_size == 0 else datasets.load(name, run.data_root, valid_split)
-    test = datasets.load(name, run.data_root, test_split)
+    source = REGISTRY_NAME.get(name, name)
+    train = datasets.load(source, run.data_root, train_split)
+    valid = None if valid_split is None or cfg.valid_size == 0 else datasets.load(source, run.data_root, valid_split)
+    test = datasets.load(source, run.data_root, test_split)
+    dropped = DROPPED_CLASSES.get(name, ())
+    train, valid, test = (drop_classes(f, dropped) for f in (train, valid, test))
     return prepare_splits(name, train, valid, test, cfg)
 
 
@@ -160,7 +183,7 @@ def load_chapter_data(cfg: ChapterConfig, run: RunConfig) -> ChapterData:
     loaded = {"ferplus": load_dataset_splits("ferplus", cfg, run)}
     if run.data_root is not None:
         for name in cfg.extra_datasets:
-            if datasets.available(name, run.data_root):
+            if datasets.available(REGISTRY_NAME.get(name, name), run.data_root):
                 loaded[name] = load_dataset_splits(name, cfg, run)
     return ChapterData(loaded)
 

@@ -35,12 +35,12 @@ PAPER_TABLE_2: list[tuple[str, str, dict[str, float]]] = [
 ]
 """Table 2 of the paper: test accuracy (%) of published methods as the paper quotes them ("-" = not reported)."""
 
-PAPER_COLUMN = {"ferplus": "FER+", "rafdb": "RAF-DB", "affectnet": "AffectNet (8 cls)"}
+PAPER_COLUMN = {"ferplus": "FER+", "rafdb": "RAF-DB", "affectnet": "AffectNet (8 cls)", "affectnet7": "AffectNet (7 cls)"}
 
 
 def paper_column(dataset: str, num_classes: int) -> str | None:
     """The paper's Table 3 column for ``dataset`` (AffectNet: 7 or 8 classes by ``num_classes``)."""
-    if dataset == "affectnet":
+    if dataset in ("affectnet", "affectnet7"):
         return f"AffectNet ({7 if num_classes == 7 else 8} cls)"
     return PAPER_COLUMN.get(dataset)
 

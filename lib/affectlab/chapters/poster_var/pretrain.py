@@ -19,7 +19,7 @@ from affectlab.data.sets import FaceSet
 from affectlab.models.ir50 import IR50Classifier
 from affectlab.models.mobilefacenet import NUM_LANDMARKS, MobileFaceNet
 from affectlab.reporting import ci_text
-from affectlab.train import FitResult, TensorData, TrainConfig, fit, predict
+from affectlab.train import FitResult, TensorData, TrainConfig, fer_recipe, fit, predict
 
 from .config import CHAPTER, IMAGE_SIZE, IMAGENET_MEAN, IMAGENET_STD, OUTER_EYE_CORNERS, ChapterConfig
 from .data import DatasetSplits, face_tensor_data, stratified_faces
@@ -140,7 +140,7 @@ def pretrain_landmark_branch(cfg: ChapterConfig, run: RunConfig) -> LandmarkBran
     model = cfg.poster_config(num_classes=len(datasets.FERPLUS_CLASSES)).make_landmark_branch()
     config = TrainConfig(epochs=cfg.landmark_epochs, lr=cfg.landmark_lr, weight_decay=1e-4, schedule="cosine",
                          task="regression", monitor="mse", grad_clip=None, steps_per_epoch=cfg.steps_per_epoch,
-                         seed=run.seed, progress=False, tensorboard=cfg.profile != "smoke")
+                         seed=run.seed, progress=False, tensorboard=cfg.profile != "smoke", amp=cfg.amp)
     key = {"chapter": CHAPTER, "stage": "landmark pretraining", "width": cfg.poster_width,
            "depth": cfg.poster_depth, "faces": faces["train"].source, "init_seed": run.seed}
     result = fit(model, train, valid, config, key=key, name="poster_var-landmarks", device=run.device)
@@ -182,22 +182,39 @@ class ImageTrunk:
                               "from cache": self.fit.loaded_from_cache}]).set_index("model")
 
 
+def trunk_train_config(cfg: ChapterConfig, run: RunConfig, soft: bool) -> TrainConfig:
+    """The trunk's pretraining schedule: the project's fast FER recipe (:func:`affectlab.train.fer_recipe`,
+    over ``cfg.trunk_budget_s`` seconds with at most ``cfg.trunk_epochs`` epochs) when
+    ``cfg.fast_recipe``, else AdamW (``cfg.trunk_lr``, warm-up, cosine) for ``cfg.trunk_epochs`` epochs.
+    No validation split: the last step is kept (nothing is chosen by a score)."""
+    target = "soft" if soft else "hard"
+    if cfg.fast_recipe:
+        return fer_recipe(budget_s=cfg.trunk_budget_s, epochs=cfg.trunk_epochs, seed=run.seed, target=target,
+                          steps_per_epoch=cfg.steps_per_epoch, monitor="accuracy", progress=False, amp=cfg.amp)
+    return TrainConfig(epochs=cfg.trunk_epochs, lr=cfg.trunk_lr, weight_decay=cfg.weight_decay, schedule="cosine",
+                       warmup_epochs=cfg.trunk_warmup_epochs, target=target, grad_clip=None,
+                       steps_per_epoch=cfg.steps_per_epoch, monitor="accuracy", seed=run.seed, progress=False,
+                       tensorboard=cfg.profile != "smoke", amp=cfg.amp)
+
+
 def pretrain_image_trunk(splits: DatasetSplits, cfg: ChapterConfig, run: RunConfig) -> ImageTrunk | None:
     """Train (or load) the IR-50 trunk once on ``cfg.trunk_train_size`` stratified training images
-    of ``splits`` (soft targets when available), the stand-in for POSTER++'s MS-Celeb-1M weights.
-    None when ``cfg.trunk_epochs`` is 0 (rows then start from random weights)."""
+    of ``splits`` (None = the whole training split; soft targets when available), the stand-in for
+    POSTER++'s MS-Celeb-1M weights, at the trunk size and input side of ``cfg``
+    (:meth:`ChapterConfig.poster_config`). None when ``cfg.trunk_epochs`` is 0 (rows then start from
+    random weights). Its test accuracy is measured once, after training."""
     if cfg.trunk_epochs == 0:
         return None
     pool = splits.train_pool if splits.train_pool is not None else splits.train
     images = stratified_faces(pool, cfg.trunk_train_size, cfg.subset_seed)
     train = face_tensor_data(images, cfg, train=True, soft=splits.soft, augment=cfg.trunk_augment())
+    train.batch_size = cfg.trunk_batch
     test = face_tensor_data(splits.test, cfg, train=False, soft=False)
     seed_everything(run.seed)
-    model = IR50Classifier(len(splits.class_names), width=cfg.poster_width, depth=cfg.poster_depth)
-    config = TrainConfig(epochs=cfg.trunk_epochs, lr=cfg.trunk_lr, weight_decay=cfg.weight_decay, schedule="cosine",
-                         warmup_epochs=cfg.trunk_warmup_epochs,
-                         target="soft" if splits.soft else "hard", grad_clip=None, steps_per_epoch=cfg.steps_per_epoch,
-                         monitor="accuracy", seed=run.seed, progress=False, tensorboard=cfg.profile != "smoke")
+    poster = cfg.poster_config(len(splits.class_names))
+    width, depth = poster.trunk_scale
+    model = IR50Classifier(len(splits.class_names), width=width, depth=depth, input_size=poster.trunk_input_size)
+    config = trunk_train_config(cfg, run, splits.soft)
     key = {"chapter": CHAPTER, "stage": "image trunk pretraining", "dataset": splits.name,
            "classes": list(splits.class_names), "init_seed": run.seed}
     result = fit(model, train, None, config, key=key, name=f"poster_var-trunk-{splits.name}", device=run.device)
@@ -205,4 +222,3 @@ def pretrain_image_trunk(splits: DatasetSplits, cfg: ChapterConfig, run: RunConf
     assert preds.labels is not None
     return ImageTrunk(model=result.model.cpu(), fit=result, train_images=len(images), dataset=splits.name,
                       test_labels=preds.labels.numpy(), test_predicted=preds.outputs.argmax(1).numpy())
-

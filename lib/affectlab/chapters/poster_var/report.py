@@ -21,6 +21,7 @@ from .figures import GradcamResult
 from .paper import PAPER_TABLE_3
 from .pretrain import ImageTrunk, LandmarkBranch, accuracy_percent
 from .tables import ablation_differences, accuracy_summary, paired_accuracy_difference, row_summary
+from .votes import LINEAR_RULE, MC_RULE, MU_RULE, VoteComparison
 
 
 def deviations_frame(cfg: ChapterConfig, run: RunConfig, data: ChapterData) -> pd.DataFrame:
@@ -61,6 +62,12 @@ def deviations_frame(cfg: ChapterConfig, run: RunConfig, data: ChapterData) -> p
         ("input", "224 x 224 RGB, resized to 112 inside the model",
          "; ".join(f"{d.display_name}: {input_description(d.train)}" for d in data.datasets.values()),
          "the model resizes to 112 px anyway; FERPlus images are 48 px greyscale"),
+        ("IR-50 input and pyramid", "112 px (pyramid 56/28/14), stride-2 level convolutions to 28/14/7, same width as the rest",
+         f"{cfg.trunk_input_size} px" + (" (pyramid 28/14/7), stride-1 level convolutions that also project the trunk's "
+                                         f"channels to the level channels; trunk width {cfg.trunk_scale[0]:g}, depth "
+                                         f"{cfg.trunk_scale[1]:g}" if cfg.trunk_input_size != 112 else " as the paper"),
+         "a quarter of the trunk's multiply-adds; 56 px still holds every pixel of a 48-px FERPlus face"
+         if cfg.trunk_input_size != 112 else "as the paper"),
         ("datasets", "FER+, RAF-DB, AffectNet (Table 1: RAF-DB lr 9e-6 / 250 epochs, AffectNet lr 2e-5; both add "
          "rotation and random crop)",
          ", ".join(d.display_name for d in data.datasets.values())
@@ -69,23 +76,35 @@ def deviations_frame(cfg: ChapterConfig, run: RunConfig, data: ChapterData) -> p
             "; RAF-DB / AffectNet use their Table 1 epochs and lr, not their rotation / crop" if cfg.table_1_per_dataset
             else "; every dataset uses the FER+ settings of this table"),
          "the paper does not print the rotation / crop parameters; the other datasets cost time"),
-        ("epochs / batch", "200 epochs, batch 48", f"{cfg.epochs} epoch(s)"
-         + (f" of at most {cfg.steps_per_epoch} step(s)" if cfg.steps_per_epoch else "") + f", batch {cfg.batch_size}",
-         "CPU budget" if (cfg.epochs, cfg.batch_size) != (200, 48) or cfg.steps_per_epoch else "as the paper"),
+        ("epochs / batch", "200 epochs, batch 48",
+         (cfg.row_description() if cfg.fast_recipe else f"{cfg.epochs} epoch(s)")
+         + (f"; at most {cfg.steps_per_epoch} step(s) per epoch" if cfg.steps_per_epoch else "")
+         + ("" if cfg.fast_recipe else f", batch {cfg.batch_size}"),
+         "CPU budget: the wall-clock budget decides how many steps fit" if cfg.fast_recipe else
+         ("CPU budget" if (cfg.epochs, cfg.batch_size) != (200, 48) or cfg.steps_per_epoch else "as the paper")),
         ("optimiser", "SAM over AdamW (rho 0.05), FERPlus lr 3.5e-6 (the issue and the public config; Table 1 "
          "prints 3e-5), wd 1e-4, ExponentialLR gamma 0.98",
-         f"{'SAM over AdamW' if cfg.optimizer == 'sam' else 'AdamW, no SAM'} lr {cfg.lr:g}, wd {cfg.weight_decay:g}, "
-         f"gamma {cfg.gamma}" + (f", rho {cfg.sam_rho}" if cfg.optimizer == "sam" else "")
-         + (f", after a {cfg.warmup_epochs:g}-epoch linear warm-up (not in the paper)" if cfg.warmup_epochs else ""),
-         ("a larger lr, so that a few steps move the weights; SAM doubles the cost of a step" if cfg.lr > 3.5e-6
-          else "as the public config")),
+         ("AdamW, no SAM, one-cycle schedule over the budget (the fast FER recipe), weight decay 0.01, "
+          + (f"lr chosen on validation among {', '.join(f'{v:g}' for v in cfg.row_lr_candidates)}"
+             if cfg.row_lr_candidates else f"lr {cfg.lr:g}") if cfg.fast_recipe else
+          f"{'SAM over AdamW' if cfg.optimizer == 'sam' else 'AdamW, no SAM'} lr {cfg.lr:g}, wd {cfg.weight_decay:g}, "
+          f"gamma {cfg.gamma}" + (f", rho {cfg.sam_rho}" if cfg.optimizer == "sam" else "")
+          + (f", after a {cfg.warmup_epochs:g}-epoch linear warm-up (not in the paper)" if cfg.warmup_epochs else "")),
+         ("the project's fast CPU recipe; a few minutes of steps need a far larger lr than 3.5e-6; SAM doubles the "
+          "cost of a step" if cfg.lr > 3.5e-6 or cfg.fast_recipe else "as the public config")),
         ("precision", "not stated", amp_description(cfg, run), "the trainer's automatic choice for this device"),
         ("augmentation", "H. flip, colour jitter 0.2, random erasing (FER+ column of Table 1)",
-         cfg.augment_description(),
-         "as Table 1" if cfg.color_jitter and cfg.erase_p else
-         "no jitter / erasing: in a few epochs they slowed learning (measured)"),
-        ("model selection", "best validation epoch", "last epoch" if cfg.valid_size == 0 else "best validation accuracy",
-         "no validation split in this profile" if cfg.valid_size == 0 else "as the paper"),
+         ("rows: none (they train on the cached maps of the unaugmented images); trunk: flip + "
+          f"{cfg.trunk_crop_padding}-px crop" if cfg.cache_pyramids else cfg.augment_description()),
+         "as Table 1" if cfg.color_jitter and cfg.erase_p and not cfg.cache_pyramids else
+         "cached maps cannot be augmented; each row sees each training image about once or twice in its budget"
+         if cfg.cache_pyramids else "no jitter / erasing in this profile"),
+        ("model selection", "best validation epoch",
+         "last epoch" if cfg.valid_size == 0 else
+         ("rows' lr chosen by the baseline row's FERPlus-validation accuracy (short trial); " if cfg.row_lr_candidates
+          else "") + "best epoch by validation accuracy; the test split is scored once per row, after training",
+         "no validation split in this profile" if cfg.valid_size == 0 else
+         "as the paper; nothing is chosen on test images"),
         ("seeds", "one run per row (no seeds or intervals reported)", f"{cfg.n_seeds} seed(s) per row, 95% CIs",
          "the paper's differences are tenths of a point: they need intervals"),
         ("inference time", "mean of 1000 runs, RTX 3090", f"median of {cfg.timing_repeats} runs, {run.device}, "
@@ -123,15 +142,19 @@ def _macro_f1_percent(y_true: np.ndarray, y_pred: np.ndarray) -> float:
 
 
 def record_headline_numbers(results: ResultsRecorder, result: AblationResult, dataset: str = "ferplus",
-                            trunk: ImageTrunk | None = None, landmarks: LandmarkBranch | None = None
-                            ) -> dict[str, str]:
+                            trunk: ImageTrunk | None = None, landmarks: LandmarkBranch | None = None,
+                            votes: VoteComparison | None = None) -> dict[str, str]:
     """Record the chapter's headline numbers (issue 17, item 7) into ``04_poster_var.results.json``
     and return the text of each, keyed like the file: per ablation row (``poster_var``,
     ``no_layer_embedding``, ``no_vich``, ``poster_pp``) ``<row>.test.accuracy``, ``.macro_f1`` (%)
     and ``.ece`` (deployed rule: softmax of mu / of the linear head), with their intervals
     (:func:`~.tables.row_summary`); ``majority.test.accuracy``; ``trunk.test.accuracy``;
     ``diff.poster_var_vs_no_vich.test.accuracy`` (paired, pp); ``inference_ms.<row>`` (median, batch
-    1); ``landmarks.test.nme`` and ``landmarks.test.nme_mean_shape`` (%)."""
+    1); ``landmarks.test.nme`` and ``landmarks.test.nme_mean_shape`` (%). With ``votes`` also
+    ``<row>.test.vote_js`` (mean JS divergence to the vote distribution, nats: the Monte-Carlo
+    predictive for VICH rows, the softmax for the others), ``poster_var.test.vote_js_mu`` (softmax of
+    mu), ``<row>.test.vote_entropy_r``, ``<row>.test.vote_top2`` and
+    ``diff.poster_var_vs_no_vich.test.vote_js`` (paired)."""
     splits = result.data[dataset]
     source = f"{'generated' if splits.generated else 'real'}: {splits.name}/{splits.test.split}"
     n_test = len(splits.test)
@@ -167,6 +190,23 @@ def record_headline_numbers(results: ResultsRecorder, result: AblationResult, da
         paper = (PAPER_TABLE_3["full"][column] - PAPER_TABLE_3["w/o VI"][column]) if column else None
         record("diff.poster_var_vs_no_vich.test.accuracy", diff.value, (diff.low, diff.high), "pp", n_test, [seed],
                None if paper is None else round(paper, 2), 2)
+    if votes is not None:
+        n_boot = result.cfg.n_bootstrap
+        seeds = [votes.seed]
+        for row in result.rows:
+            key = RESULT_KEYS.get(row, row.replace(" ", "_"))
+            rules = [(MC_RULE, ""), (MU_RULE, "_mu")] if (row, MC_RULE) in votes.probabilities else [(LINEAR_RULE, "")]
+            for rule, suffix in rules:
+                s = votes.summary((row, rule), n_bootstrap=n_boot, seed=0)
+                record(f"{key}.test.vote_js{suffix}", s["js"][0], s["js"][1:], "nats", len(votes.labels), seeds, digits=4)
+                if not suffix:
+                    record(f"{key}.test.vote_entropy_r", s["entropy_r"][0], s["entropy_r"][1:], "", len(votes.labels),
+                           seeds, digits=3)
+                    record(f"{key}.test.vote_top2", s["top2"][0], s["top2"][1:], "", len(votes.labels), seeds, digits=3)
+        if ("full", MC_RULE) in votes.probabilities and ("w/o VI", LINEAR_RULE) in votes.probabilities:
+            d = votes.difference(("full", MC_RULE), ("w/o VI", LINEAR_RULE), "js", n_bootstrap=n_boot, seed=0)
+            record("diff.poster_var_vs_no_vich.test.vote_js", d.value, (d.low, d.high), "nats", len(votes.labels), seeds,
+                   digits=4)
     if landmarks is not None:
         nme = list(landmarks.nme.values())
         for key, values in zip(("landmarks.test.nme", "landmarks.test.nme_mean_shape"), nme[:2]):
@@ -179,11 +219,11 @@ def record_headline_numbers(results: ResultsRecorder, result: AblationResult, da
 
 def findings(result: AblationResult, calibration: CalibrationResult, results: ResultsRecorder,
              dataset: str = "ferplus", landmarks: LandmarkBranch | None = None, gradcam: GradcamResult | None = None,
-             trunk: ImageTrunk | None = None) -> list[str]:
+             trunk: ImageTrunk | None = None, votes: VoteComparison | None = None) -> list[str]:
     """Plain statements computed from this run's numbers (no claim without its interval); every
     headline number is first recorded through ``results`` (:func:`record_headline_numbers`), so the
     text shows the number in ``04_poster_var.results.json``."""
-    texts = record_headline_numbers(results, result, dataset, trunk=trunk, landmarks=landmarks)
+    texts = record_headline_numbers(results, result, dataset, trunk=trunk, landmarks=landmarks, votes=votes)
     out = []
     if landmarks is not None:
         (_, branch_nme), (_, mean_nme) = list(landmarks.nme.items())[:2]
@@ -272,5 +312,20 @@ def findings(result: AblationResult, calibration: CalibrationResult, results: Re
                + (f"lower NLL for {', '.join(better)}." if better else
                   "no model has a lower NLL than answering the training class frequencies, so its low ECE is not "
                   "evidence of useful uncertainty."))
+    if votes is not None and "full" in keys:
+        out.append(f"Against the human votes: POSTER-Var's Monte-Carlo predictive is {texts[keys['full'] + '.test.vote_js']} "
+                   f"nats from the vote distribution (Jensen-Shannon, mean over test faces), its softmax(mu) "
+                   f"{texts[keys['full'] + '.test.vote_js_mu']}"
+                   + (f", the linear head without VICH {texts[keys['w/o VI'] + '.test.vote_js']}" if "w/o VI" in keys else "")
+                   + ".")
+        if "diff.poster_var_vs_no_vich.test.vote_js" in texts:
+            low, high = results.numbers["diff.poster_var_vs_no_vich.test.vote_js"]["ci"]
+            verdict = {"greater": "further from the votes than", "less": "closer to the votes than",
+                       "undecided": "not distinguishable from"}[stats.verdict_from_ci(low, high)]
+            out.append(f"Paired, POSTER-Var (Monte-Carlo) minus w/o VI: {texts['diff.poster_var_vs_no_vich.test.vote_js']} "
+                       f"nats, so VICH's predictive distribution is {verdict} the linear head's in this run: "
+                       + ("the paper's claim that VICH learns the distribution of expressions is not supported here."
+                          if verdict != "closer to the votes than" else
+                          "a measured (if small) gain for the paper's claim that VICH learns the distribution of expressions."))
     out.append(neurogaze_vich_statement())
     return out

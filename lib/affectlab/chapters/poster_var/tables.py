@@ -42,6 +42,7 @@ def config_frame(cfg: ChapterConfig, run: RunConfig, data: "ChapterData | None" 
         ("landmark branch", f"MobileFaceNet pretrained on {landmark_face_count(cfg)} "
                             f"generated faces, {cfg.landmark_epochs} epoch(s), then frozen"),
         ("image trunk", trunk),
+        ("row training", cfg.row_description() or "Table 1 schedule (below)"),
         ("training images per row", size(cfg.train_size)),
         ("validation images", size(cfg.valid_size)),
         ("test images", size(cfg.test_size)),

@@ -173,11 +173,14 @@ def test_layer_profile_recovers_planted_identity_and_expression():
     assert holds["training lifts expression towards the output"] == "yes"
     assert holds["identity fades towards the output"] == "yes"
     assert holds["V/A readable from the penultimate layer"] == "yes"
+    # V/A here is a function of the expression: nothing beyond the category, so no verdict
+    assert np.isnan(table["V/A partial R2 after category"]).all()
+    assert holds["V/A beyond category at the penultimate layer"] == "undecided"
     assert set(checks["training status"]) == {"untrained-equivalent"}
-    # the same profile with early and final swapped: every claim must flip to "no"
+    # the same profile with early and final swapped: every decidable claim must flip to "no"
     swapped = {"tiny": {**net.roles, "early": "expr", "final": "pixels", "penultimate": "pixels"}}
     flipped = dh.ground_truth_checks(profiles, swapped, {"tiny": True}, ("planted",)).set_index("claim")["holds here"]
-    assert (flipped == "no").all()
+    assert (flipped.drop("V/A beyond category at the penultimate layer") == "no").all()
     with pytest.raises(KeyError, match="no layer for role 'identity'"):
         dh.ground_truth_checks(profiles, {"tiny": {"early": "pixels"}}, {"tiny": True}, ("planted",))
     study3 = dh.study3_table(profiles, {"tiny": net.roles})
@@ -329,8 +332,19 @@ def test_fer2013_fixture_train_or_load_and_table1(tmp_path, monkeypatch):
     assert {"NN1", "NN2", "NN3"} <= set(nets)
     assert not nets["NN1"].fit.loaded_from_cache
     nn1_init = dh.sharma_initial_model("NN1", run.seed).state_dict()
-    for name, value in nets["NN3"].model.state_dict().items():  # NN3 = NN1 before training
-        torch.testing.assert_close(value.cpu(), nn1_init[name])
+    nn3_state = nets["NN3"].model.state_dict()
+    for name, value in nets["NN3"].model.named_parameters():  # NN3 = NN1 before training
+        torch.testing.assert_close(value.detach().cpu(), nn1_init[name])
+    # NN3 gets NN1's BatchNorm treatment: statistics recalibrated on the same training faces
+    same_faces = dh.untrained_sharma("NN3", fer, cfg, run.seed).state_dict()
+    stats_keys = [k for k in nn3_state if "running_" in k]
+    assert stats_keys and not torch.equal(nn3_state[stats_keys[0]].cpu(), nn1_init[stats_keys[0]])
+    for name in stats_keys:
+        torch.testing.assert_close(nn3_state[name].cpu(), same_faces[name])
+    rows = dh.training.recalibration_rows(fer.train["NN1"], cfg, run.seed)
+    reference = dh.sharma_initial_model("NN1", run.seed)
+    dh.recalibrate_batchnorm(reference, fer.train["NN1"].images[rows].float() / 255.0)
+    torch.testing.assert_close(nn3_state["batchnorm_1.running_mean"].cpu(), reference.state_dict()["batchnorm_1.running_mean"])
     again = dh.train_sharma("NN2", fer, cfg, run)
     assert again.loaded_from_cache and again.run_dir == nets["NN2"].fit.run_dir  # train-or-load
     assert list(again.run_dir.glob("batchnorm-*.pt"))  # the recalibrated statistics are cached
@@ -503,8 +517,21 @@ def test_region_masks_cover_the_landmark_boxes():
 
 def test_training_steps_and_quick_recipe():
     cfg = dh.chapter_config("quick")
-    assert cfg.batch_size == 64 and cfg.lr == 1e-3 and cfg.weight_decay == 0.0 and cfg.train_per_class is None
-    assert dh.training_steps(cfg, 28_000) == dh.QUICK_TRAIN_STEPS
+    assert cfg.batch_size == 64 and cfg.recipe == "fast" and cfg.train_per_class is None
+    assert cfg.budget_s == dh.QUICK_BUDGET_S and cfg.steps_per_epoch == dh.QUICK_STEPS_PER_EPOCH
+    fast = dh.sharma_train_config("NN2", cfg, seed=3)
+    assert fast.budget_s == dh.QUICK_BUDGET_S["NN2"] and fast.schedule == "onecycle" and fast.lr == 2e-3
+    assert fast.monitor == "accuracy" and fast.amp == "auto" and fast.seed == 3 and fast.steps_per_epoch == 40
+    paper = dh.sharma_train_config("NN1", dh.chapter_config("paper"), seed=0)
+    assert paper.budget_s is None and paper.lr == 1e-3 and paper.weight_decay == 0.0 and paper.amp == "off"
+    with pytest.raises(ConfigError, match="budget_s"):
+        dh.chapter_config("paper", budget_s={"NN1": 10.0, "NN2": 10.0})  # a budget needs the fast recipe
+    with pytest.raises(ConfigError, match="budget_s"):
+        dh.chapter_config("quick", budget_s={"NN1": 10.0})
+    # with a finished run, the steps are those it took (the sum of its epochs' steps)
+    history = pd.DataFrame({"steps": [40, 40, 17], "val_accuracy": [0.3, 0.4, 0.45]})
+    ran = type("Fit", (), {"history": history})()
+    assert dh.training_steps(cfg, 28_000, ran) == 97
     assert dh.training_steps(dh.chapter_config("paper"), 6400) == 60 * 200  # batch 32
     small = dh.chapter_config("smoke", steps_per_epoch=None, batch_size=16, epochs=3)
     assert dh.training_steps(small, 40) == 3 * 2  # the last incomplete batch is dropped
@@ -637,3 +664,206 @@ def test_what_we_learned_records_every_number_it_states(tmp_path):
         assert key in stored, key
     assert stored["nn2.kdef_like.va_r2.late"]["value"] == pytest.approx(
         profiles[("NN2", "kdef_gen")].loc["expr", "V/A R2 (CV by subject)"])
+
+
+# ---------------------------------------------------------------------------------------------
+# issue 15: a user's identity CSV through Studies 2-3, the cluster bootstrap, V/A beyond category
+# ---------------------------------------------------------------------------------------------
+
+
+def test_user_identity_csv_runs_studies_2_and_3_in_one_call(tmp_path):
+    from PIL import Image
+
+    from affectlab.data.faces import load_image_csv
+
+    probe = planted_probe(n_ids=6, n_expr=3, reps=2)
+    names = {1: "happy", 2: "surprise", 3: "sad"}
+    lines = ["path,label,identity"]
+    for i, (img, label, person) in enumerate(zip(probe.faces.images, probe.faces.labels, probe.faces.identity)):
+        Image.fromarray(img[0].numpy()).save(tmp_path / f"face{i}.png")
+        lines.append(f"face{i}.png,{names[int(label)]},person-{int(person)}")
+    (tmp_path / "faces.csv").write_text("\n".join(lines) + "\n")
+    faces = load_image_csv(tmp_path / "faces.csv")
+    cfg = dh.chapter_config("smoke", bootstrap_resamples=50, reduce_pcs=10, probe_subjects=None)
+    nn3 = dh.sharma_network("NN3", dh.sharma_initial_model("NN3", 0), "untrained NN3")
+    study = dh.identity_studies(faces, {"tiny": tiny_network(), "NN3": nn3}, cfg, seed=0, title="my faces")
+
+    assert study.probe.n_subjects == 6 and len(study.probe.faces) == 36 and study.probe.title == "my faces"
+    assert study.probe.va_source == "circumplex point of the expression label"
+    pixels = study.study2.table.loc["pixels, PCA (10 PCs)"]
+    # identity is planted as a strong per-person pattern, expression in 4 rows only
+    assert pixels["identity silhouette"] > 0.5 > pixels["expression silhouette"]
+    assert pixels["identity silhouette low"] <= pixels["identity silhouette"] <= pixels["identity silhouette high"]
+    assert set(study.profiles) == {"tiny", "NN3"}
+    assert set(study.study3["network"]) == {"tiny", "NN3"} and list(study.study3["role"][:4]) == list(dh.ROLES)
+    tiny = study.profiles["tiny"]
+    assert tiny.loc["expr", "expression silhouette"] > 0.5 > tiny.loc["expr", "identity silhouette"]
+    assert (tiny["identity clusters"] == 6).all() and (tiny["expression clusters"] == 3).all()
+    no_ids = dataclasses.replace(faces, identity=None)
+    with pytest.raises(ValueError, match="identity"):
+        dh.identity_studies(no_ids, {"tiny": tiny_network()}, cfg)
+
+
+def test_cluster_bootstrap_of_r_resamples_identities_not_faces():
+    rng = np.random.default_rng(0)
+    n_people, per_person = 12, 20
+    person_effect = rng.normal(0, 1, n_people)
+    clusters = np.repeat(np.arange(n_people), per_person)
+    # x and y share a per-person effect: faces of one person are far from independent
+    x = person_effect[clusters] + rng.normal(0, 0.1, len(clusters))
+    y = person_effect[clusters] + rng.normal(0, 1.0, len(clusters))
+    r, low, high = dh.cluster_r_ci(x, y, clusters, n_resamples=400, seed=0)
+    assert r == pytest.approx(np.corrcoef(x, y)[0, 1])
+    f_low, f_high = dh.fisher_ci(r, len(x))
+    assert low <= r <= high
+    assert (high - low) > 1.5 * (f_high - f_low)  # 12 people, not 240 faces, set the width
+    # the same faces with every face its own cluster: about Fisher's width
+    _, i_low, i_high = dh.cluster_r_ci(x, y, np.arange(len(x)), n_resamples=400, seed=0)
+    assert (i_high - i_low) < 1.5 * (f_high - f_low)
+
+    # Study 4 uses it: intervals by identity, named in the regression's attrs
+    probe, net = planted_probe(n_ids=8, reps=2), tiny_network()
+    cfg = dh.chapter_config("smoke", bootstrap_resamples=50, reduce_pcs=10)
+    codes = dh.layer_codes(net, probe, cfg)
+    study = dh.study4_penultimate(net, codes, probe, cfg, seed=0)
+    assert study.regression.attrs["ci"] == "cluster bootstrap over 8 identities"
+    reg = study.regression.loc[("PC1", "valence")]
+    assert reg["r low"] <= reg["r"] <= reg["r high"]
+    assert dh.study4_penultimate(net, codes, probe).regression.attrs["ci"] == "Fisher z over faces"
+
+
+def intensity_probe(n_ids: int = 10, seed: int = 0) -> tuple[dh.ProbeSet, dict[str, np.ndarray]]:
+    """Faces of 3 categories at 4 intensities, V/A = circumplex point x intensity (as the
+    generated KDEF-like faces), and two 'layers': one that carries the category and the
+    intensity, one that carries the category only."""
+    rng = np.random.default_rng(seed)
+    circumplex = np.array([[0.81, 0.51], [0.40, 0.67], [-0.63, -0.27]])
+    levels = np.array([0.25, 0.5, 0.75, 1.0])
+    ident, expr, level = (g.ravel() for g in np.meshgrid(np.arange(n_ids), np.arange(3), np.arange(4), indexing="ij"))
+    va = circumplex[expr] * levels[level][:, None]
+    onehot = np.eye(3)[expr]
+    with_intensity = np.concatenate([onehot * 3, levels[level][:, None] * onehot * 2, rng.normal(0, 0.05, (len(expr), 4))], 1)
+    category_only = np.concatenate([onehot * 3, rng.normal(0, 0.05, (len(expr), 4))], 1)
+    n = len(expr)
+    faces = FaceSet(images=torch.zeros(n, 1, 48, 48, dtype=torch.uint8), labels=torch.tensor(expr + 1),
+                    class_names=FERPLUS_CLASSES, name="intensities", split="all", source="generated: test",
+                    identity=torch.tensor(ident), valence=torch.tensor(va[:, 0], dtype=torch.float32),
+                    arousal=torch.tensor(va[:, 1], dtype=torch.float32))
+    probe = dh.ProbeSet("kdef_gen", "intensities", faces, va[:, 0], va[:, 1], "planted", "planted")
+    return probe, {"category and intensity": with_intensity, "category only": category_only}
+
+
+def test_va_beyond_category_is_found_where_planted_and_not_elsewhere():
+    probe, layers = intensity_probe()
+    cfg = dh.chapter_config("smoke", bootstrap_resamples=200, reduce_pcs=10)
+    identity, labels = probe.faces.identity.numpy(), probe.faces.labels.numpy()
+    targets = np.stack([probe.valence, probe.arousal], 1)
+    scores = {}
+    for name, x in layers.items():
+        pred = dh.va_partial_predictions(x, probe.valence, probe.arousal, labels, identity)
+        scores[name] = dh.partial_r2(targets, pred)
+    assert scores["category and intensity"] > 0.9  # the layer explains what the category leaves
+    assert abs(scores["category only"]) < 0.1  # nothing beyond the category to explain
+    # the same through layer_profile, with cluster-bootstrap intervals over the 10 identities
+    pcs, explained = {}, {}
+    for name, x in layers.items():
+        pcs[name], explained[name] = dh.principal_components(x.astype(np.float32), 10)
+    codes = dh.LayerCodes(network="known", dataset="kdef_gen", layers=tuple(layers),
+                          dims={k: v.shape[1] for k, v in layers.items()}, pcs=pcs, explained=explained, raw={})
+    roles = {"early": "category only", "identity": "category only", "penultimate": "category and intensity",
+             "final": "category and intensity"}
+    table = dh.layer_profile(codes, probe, roles, cfg, seed=0)
+    hi, lo = table.loc["category and intensity"], table.loc["category only"]
+    assert hi["V/A partial R2 low"] > 0.8 and lo["V/A partial R2 high"] < 0.2
+    assert hi["V/A partial R2 low"] <= hi["V/A partial R2 after category"] <= hi["V/A partial R2 high"]
+    # plain V/A R^2 cannot tell the two apart: both read the category
+    assert lo["V/A R2 (CV by subject)"] > 0.6
+    checks = dh.ground_truth_checks({("known", "kdef_gen"): table}, {"known": roles}, {"known": True}, ("kdef_gen",))
+    assert checks.set_index("claim").loc["V/A beyond category at the penultimate layer", "holds here"] == "yes"
+    # V/A = the label's circumplex point (CK+): no partial R^2 (None -> NaN), not a spurious number
+    flat = dh.va_partial_predictions(layers["category only"], *(circ := np.array(
+        [[0.81, 0.51], [0.40, 0.67], [-0.63, -0.27]])[labels - 1]).T, labels, identity)
+    assert flat is None and circ.shape == (len(labels), 2)
+
+
+def test_present_only_accuracy_on_an_identity_set_with_a_cluster_interval():
+    probe = planted_probe(n_ids=8, reps=2)
+
+    class Oracle(nn.Module):  # reads the expression rows: always right on 'happy', 'surprise', 'sad'
+        def __init__(self, patterns: torch.Tensor):
+            super().__init__()
+            self.patterns = patterns
+            self.out = nn.Identity()
+
+        def forward(self, x):
+            rows = x[:, 0, :4, :].reshape(len(x), -1)
+            d = torch.cdist(rows, self.patterns)
+            logits = torch.full((len(x), 7), -1e3)
+            logits[:, [3, 5, 4]] = -d  # FER2013 order: happy=3, surprise=5, sad=4
+            return self.out(logits)
+
+    faces = probe.faces
+    means = torch.stack([faces.images[faces.labels == c][:, 0, :4, :].float().mean(0).reshape(-1) / 255 for c in (1, 2, 3)])
+    net = dh.ProbedNetwork(name="oracle", model=Oracle(means), class_names=FER2013_CLASSES, layers=("out",),
+                           roles={r: "out" for r in dh.ROLES}, gradcam_layers=(), prepare=lambda im: im.float() / 255,
+                           description="oracle", trained=True)
+    cfg = dh.chapter_config("smoke", bootstrap_resamples=50)
+    clean = dh.present_only_accuracy(net, probe, cfg)
+    assert clean["value"] == pytest.approx(100.0) and clean["n"] == len(faces) and clean["subjects"] == 8
+    assert clean["classes"] == ["happiness", "sadness", "surprise"]  # the network's class order
+    assert clean["low"] <= clean["value"] <= clean["high"]
+    # a network that always says 'sad': one third right, and people resampled give an interval
+    always_sad = nn.Sequential()
+    always_sad.add_module("flat", nn.Flatten())
+    always_sad.add_module("out", nn.Linear(48 * 48, 7))
+    with torch.no_grad():
+        always_sad.out.weight.zero_()
+        always_sad.out.bias.copy_(torch.tensor([0, 0, 0, 0, 1.0, 0, 0]))
+    blind = dataclasses.replace(net, model=always_sad)
+    sad = dh.present_only_accuracy(blind, probe, cfg)
+    assert sad["value"] == pytest.approx(100 / 3)
+
+
+def test_identity_findings_compare_real_and_generated_faces_and_record_them(tmp_path):
+    generated = planted_probe(n_ids=6, reps=2)
+    real_faces = dataclasses.replace(generated.faces, source="real: test CK+")
+    real = dataclasses.replace(generated, key="ckplus", title="CK+ (test)", faces=real_faces)
+    probes = {"ckplus": real, "kdef_gen": dataclasses.replace(generated, key="kdef_gen", title="generated")}
+    cfg = dh.chapter_config("smoke", bootstrap_resamples=50, reduce_pcs=10, probe_subjects=None)
+    net = tiny_network()
+    nn3 = dh.sharma_network("NN3", dh.sharma_initial_model("NN3", 0), "untrained NN3")
+    profiles = {("tiny", key): dh.layer_profile(dh.layer_codes(net, p, cfg), p, net.roles, cfg) for key, p in probes.items()}
+    study2s = {"ckplus": dh.study2_identity_dominance(real, dh.layer_codes(nn3, real, cfg), cfg)}
+    results = ResultsRecorder("02_dcnn_hierarchy", profile="smoke", seed=0, data="fixture", out_dir=tmp_path)
+    text = dh.identity_findings(results, profiles, {"tiny": net.roles}, probes, study2s)
+    stored = read_results(tmp_path / "02_dcnn_hierarchy.results.json")["numbers"]
+    pixels = study2s["ckplus"].table.loc["pixels, PCA (10 PCs)"]
+    assert stored["pixels.ckplus.identity_silhouette.pca10"]["value"] == pytest.approx(pixels["identity silhouette"])
+    assert "identity = 6 clusters of about 6 faces, expression = 3 clusters of about 12" in text
+    assert text.count("(identity dominates: yes)") == 2  # the planted pattern dominates on both sets
+    assert "**What the real faces say.**" in text and "CK+ (test): 6 people with about 6 frames each" in text
+    assert "the paper's claim survives here" in text
+    # the one-frame control: with two near-copies per (person, expression), one frame each is scored
+    codes = {("tiny", key): dh.layer_codes(net, p, cfg) for key, p in probes.items()}
+    controlled = dh.identity_findings(results, profiles, {"tiny": net.roles}, probes, study2s, codes, cfg)
+    assert "one frame per sequence (18 faces)" in controlled
+    assert "one frame per sequence, so near-copies" in controlled
+    stored = read_results(tmp_path / "02_dcnn_hierarchy.results.json")["numbers"]
+    assert stored["tiny.ckplus.identity_silhouette.early_one_frame"]["n"] == 18
+    assert "kdef_like.identity_silhouette.early_one_frame" not in " ".join(stored)  # generated sets: no control
+    rows = dh.data.last_rows_per_subject_expression(np.array([0, 0, 0, 1, 1]), np.array([2, 2, 3, 2, 2]))
+    assert list(rows) == [1, 2, 4]
+
+
+def test_students_count_as_trained_only_from_chapter_01s_recorded_accuracy(tmp_path):
+    results = ResultsRecorder("01_neurogaze_distill", profile="quick", seed=0, data="fixture", out_dir=tmp_path)
+    results.record("b0.test.accuracy", 74.0, unit="%")
+    results.record("b2.test.accuracy", 61.5, unit="%")
+    results.record("b0.test.macro_f1", 50.0, unit="%")
+    accuracies = dh.student_test_accuracies(tmp_path / "01_neurogaze_distill.results.json")
+    assert accuracies == {"B0": 74.0, "B2": 61.5}
+    assert dh.student_test_accuracies(tmp_path / "absent.json") == {}
+    runs = pd.DataFrame({"variant": ["B0", "B2", "B3"]})
+    marked = dh.learned_students(runs, accuracies)
+    assert list(marked["counts as trained"]) == [True, False, None]
+    assert marked["test accuracy (%)"].iloc[0] == 74.0 and np.isnan(marked["test accuracy (%)"].iloc[2])

@@ -12,7 +12,8 @@ Modules, in reading order:
 - :mod:`.data`: FER2013 for Table 1 (:func:`load_fer2013`) and the probing sets (:func:`load_probe_sets`);
 - :mod:`.networks` and :mod:`.training`: NN1-NN3 and mini-Xception (:func:`build_networks`);
 - :mod:`.layers`: activations reduced to PCs (:func:`layer_codes`) and per-layer profiles (:func:`layer_profile`);
-- :mod:`.experiments`: Studies 1, 2 and 4, Grad-CAM;
+- :mod:`.experiments`: Studies 1, 2 and 4, Grad-CAM, Studies 2-3 on any identity-labelled set in one
+  call (:func:`identity_studies`, e.g. a user's CSV), mini-Xception's clean CK+ test;
 - :mod:`.students`: chapter 01's NeuroGaze-Distill students, read from the runs folder;
 - :mod:`.tables`, :mod:`.figures`: what the notebook shows;
 - :mod:`.verdicts`: did the networks learn, do the paper's claims hold on planted faces;
@@ -26,22 +27,28 @@ from .config import (
     PAPER_STUDY1_SILHOUETTES,
     PAPER_STUDY2_SILHOUETTES,
     PAPER_TABLE1,
-    QUICK_TRAIN_STEPS,
+    QUICK_BUDGET_S,
+    QUICK_STEPS_PER_EPOCH,
     ROLES,
+    SHARMA_PROBE_LAYERS,
     ChapterConfig,
     chapter_config,
 )
-from .data import FERData, ProbeSet, load_fer2013, load_probe_sets, nn1_subset
+from .data import FERData, ProbeSet, load_fer2013, load_probe_sets, nn1_subset, probe_set
 from .dry_run import paper_dry_run
 from .experiments import (
     REGION_LANDMARKS,
     EmbeddingStudy,
+    IdentityStudy,
     PCStudy,
     axis_samples,
     axis_va_correlation,
+    cluster_r_ci,
     fisher_ci,
     gradcam_examples,
     gradcam_region_table,
+    identity_studies,
+    present_only_accuracy,
     probe_networks,
     study1_umaps,
     study2_identity_dominance,
@@ -57,21 +64,30 @@ from .figures import (
     penultimate_figure,
     prediction_map_figure,
     silhouette_roles_figure,
+    three_stage_figure,
 )
 from .layers import (
     LayerCodes,
     half_max_depth,
     layer_codes,
     layer_profile,
+    partial_r2,
     planted_factor_codes,
     principal_components,
+    va_partial_predictions,
+    va_partial_r2_ci,
     va_decoding_predictions,
     va_decoding_r2,
 )
 from .networks import ProbedNetwork, ferplus_predictions, network_logits, sharma_initial_model, sharma_network
 from .report import (
+    ACCURACY_FLOORS,
     caveats,
     deviations,
+    identity_findings,
+    learning_curve_extrapolation,
+    learning_curve_findings,
+    minixception_findings,
     record_headline_numbers,
     student_findings,
     table1_findings,
@@ -82,8 +98,10 @@ from .students import (
     StudentStudy,
     find_student_runs,
     latest_student_per_variant,
+    learned_students,
     load_student,
     probe_students,
+    student_test_accuracies,
     student_va_comparison,
 )
 from .tables import (
@@ -98,29 +116,44 @@ from .tables import (
     table1_predictions,
     table1_test_set,
     va_emergence_table,
+    va_partial_table,
 )
-from .training import build_networks, recalibrate_batchnorm, train_sharma, training_steps
+from .training import (
+    amp_probe_of,
+    build_networks,
+    recalibrate_batchnorm,
+    sharma_train_config,
+    train_sharma,
+    training_steps,
+    untrained_sharma,
+)
 from .verdicts import ground_truth_checks, layer_claim_verdict, learning_verdicts
 
 __all__ = [
     "CHAPTER", "NN1_CLASSES", "PAPER_STUDY1_SILHOUETTES", "PAPER_STUDY2_SILHOUETTES", "PAPER_TABLE1",
-    "QUICK_TRAIN_STEPS", "ROLES", "ChapterConfig", "chapter_config",
-    "FERData", "ProbeSet", "load_fer2013", "load_probe_sets", "nn1_subset",
+    "QUICK_BUDGET_S", "QUICK_STEPS_PER_EPOCH", "ROLES", "SHARMA_PROBE_LAYERS", "ChapterConfig", "chapter_config",
+    "FERData", "ProbeSet", "load_fer2013", "load_probe_sets", "nn1_subset", "probe_set",
     "paper_dry_run",
-    "REGION_LANDMARKS", "EmbeddingStudy", "PCStudy", "axis_samples", "axis_va_correlation", "fisher_ci",
-    "gradcam_examples", "gradcam_region_table", "probe_networks", "study1_umaps", "study2_identity_dominance",
+    "REGION_LANDMARKS", "EmbeddingStudy", "IdentityStudy", "PCStudy", "axis_samples", "axis_va_correlation",
+    "cluster_r_ci", "fisher_ci", "gradcam_examples", "gradcam_region_table", "identity_studies",
+    "present_only_accuracy", "probe_networks", "study1_umaps", "study2_identity_dominance",
     "study4_penultimate", "u_shape_test",
     "embedding_grid_figure", "face_strip_figure", "generated_faces_figure", "gradcam_figure", "layer_profile_figure",
-    "penultimate_figure", "prediction_map_figure", "silhouette_roles_figure",
-    "LayerCodes", "half_max_depth", "layer_codes", "layer_profile", "planted_factor_codes", "principal_components",
+    "penultimate_figure", "prediction_map_figure", "silhouette_roles_figure", "three_stage_figure",
+    "LayerCodes", "half_max_depth", "layer_codes", "layer_profile", "partial_r2", "planted_factor_codes",
+    "principal_components", "va_partial_predictions", "va_partial_r2_ci",
     "va_decoding_predictions", "va_decoding_r2",
     "ProbedNetwork", "ferplus_predictions", "network_logits", "sharma_initial_model", "sharma_network",
-    "caveats", "deviations", "record_headline_numbers", "student_findings", "table1_findings", "training_summary",
+    "ACCURACY_FLOORS", "caveats", "deviations", "identity_findings", "learning_curve_extrapolation",
+    "learning_curve_findings", "minixception_findings", "record_headline_numbers", "student_findings", "table1_findings", "training_summary",
     "what_we_learned",
-    "StudentStudy", "find_student_runs", "latest_student_per_variant", "load_student", "probe_students",
+    "StudentStudy", "find_student_runs", "latest_student_per_variant", "learned_students", "load_student",
+    "probe_students", "student_test_accuracies",
     "student_va_comparison",
     "accuracy_table", "layer_widths_table", "network_table", "positive_control_table", "probe_set_table",
     "study3_summary", "study3_table", "study4_table", "table1_predictions", "table1_test_set", "va_emergence_table",
-    "build_networks", "recalibrate_batchnorm", "train_sharma", "training_steps",
+    "va_partial_table",
+    "amp_probe_of", "build_networks", "recalibrate_batchnorm", "sharma_train_config", "train_sharma",
+    "training_steps", "untrained_sharma",
     "ground_truth_checks", "layer_claim_verdict", "learning_verdicts",
 ]  # fmt: skip

@@ -125,15 +125,22 @@ def _first_subjects(faces: FaceSet, k: int | None) -> FaceSet:
     return faces.subset(torch.nonzero(torch.isin(faces.identity, ids)).flatten())
 
 
+def last_rows_per_subject_expression(identity: np.ndarray, labels: np.ndarray, k: int = 1) -> np.ndarray:
+    """Row indices (sorted) of the last ``k`` rows of each (subject, expression) pair, in the set's
+    own order: for CK+, whose frames of one sequence are near-copies, ``k=1`` keeps the apex frame
+    of each sequence."""
+    pairs = np.asarray(identity).astype(np.int64) * 1000 + np.asarray(labels).astype(np.int64)
+    keep = np.zeros(len(pairs), dtype=bool)
+    for pair in np.unique(pairs):
+        keep[np.flatnonzero(pairs == pair)[-k:]] = True
+    return np.flatnonzero(keep)
+
+
 def _last_per_subject_expression(faces: FaceSet, k: int | None) -> FaceSet:
     """Keep the last ``k`` rows of each (subject, expression) pair, in the set's own order."""
     if k is None:
         return faces
-    pairs = faces.identity.numpy().astype(np.int64) * 1000 + faces.labels.numpy().astype(np.int64)
-    keep = np.zeros(len(faces), dtype=bool)
-    for pair in np.unique(pairs):
-        keep[np.flatnonzero(pairs == pair)[-k:]] = True
-    return faces.subset(np.flatnonzero(keep))
+    return faces.subset(last_rows_per_subject_expression(faces.identity.numpy(), faces.labels.numpy(), k))
 
 
 def _to_ferplus_labels(faces: FaceSet) -> FaceSet:
@@ -144,10 +151,16 @@ def _to_ferplus_labels(faces: FaceSet) -> FaceSet:
     return dataclasses.replace(faces, labels=labels, class_names=FERPLUS_CLASSES)
 
 
-def _probe_set(key: str, title: str, faces: FaceSet, label_source: str, cfg: ChapterConfig,
-               posed: bool = False, sequence: bool = False) -> ProbeSet:
+def probe_set(key: str, title: str, faces: FaceSet, label_source: str, cfg: ChapterConfig,
+              posed: bool = False, sequence: bool = False) -> ProbeSet:
+    """Any identity-labelled 48x48 greyscale :class:`FaceSet` (a registry dataset, generated faces,
+    or a user's CSV read by :func:`affectlab.data.faces.load_image_csv` with an ``identity`` column) as a
+    :class:`ProbeSet`: labels mapped to FERPlus names, reduced per ``cfg`` (``probe_subjects``;
+    ``posed``: ``faces_per_subject_expression``; ``sequence``: ``sequence_frame_step``), with its
+    valence/arousal (the set's own when it has them, else the circumplex point of the label)."""
     if faces.identity is None:
-        raise ValueError(f"{faces.name}/{faces.split}: probing needs identity labels")
+        raise ValueError(f"{faces.name}/{faces.split}: probing needs identity labels (an 'identity' column "
+                         "for a CSV read by load_image_csv)")
     if tuple(faces.images.shape[1:]) != (1, 48, 48):
         raise ValueError(f"{faces.name}/{faces.split}: probing expects 48x48 greyscale faces; got {tuple(faces.images.shape[1:])}")
     faces = _first_subjects(_to_ferplus_labels(faces), cfg.probe_subjects)
@@ -164,14 +177,29 @@ def _probe_set(key: str, title: str, faces: FaceSet, label_source: str, cfg: Cha
 
 
 def _generated_kdef(cfg: ChapterConfig) -> FaceSet:
+    """KDEF-like posed faces (studio light, no pose jitter, 7 expressions): the embedded default,
+    ``cfg.generated_kdef_identities`` identities at full intensity, or, with
+    ``cfg.kdef_intensities``, every identity x expression x intensity, the circumplex valence and
+    arousal scaled by the intensity (so they vary within each category; neutral stays at 0, 0)."""
     from affectlab.data.generate import cached, embedded
     from affectlab.data.generate import faces as gen
 
     if cfg.generated_kdef_identities is None:
         return embedded("kdef", "frontal")
     n = cfg.generated_kdef_identities
-    return cached(f"ch02-kdef-{n}", {"n_identities": n, "seed": 2},
-                  lambda: gen.generate_kdef_like(n_identities=n, seed=2, name="generated_kdef"))
+    if cfg.kdef_intensities is None:
+        return cached(f"ch02-kdef-{n}", {"n_identities": n, "seed": 2},
+                      lambda: gen.generate_kdef_like(n_identities=n, seed=2, name="generated_kdef"))
+    levels = tuple(float(v) for v in cfg.kdef_intensities)
+    classes = tuple(c for c in FERPLUS_CLASSES if c != "contempt")
+
+    def build() -> FaceSet:
+        faces = gen.generate_faces(n, levels, 48, 2, 0.0, classes, noise_sd=0.005, vary_lighting=False,
+                                   yaw_views=(0.0,), name="generated_kdef")
+        faces.source = faces.source.replace("generated:", "generated (KDEF-like, posed, studio light):", 1)
+        return faces
+
+    return cached(f"ch02-kdef-{n}-intensities", {"n_identities": n, "seed": 2, "intensities": list(levels)}, build)
 
 
 def _generated_disfa(cfg: ChapterConfig) -> FaceSet:
@@ -189,23 +217,28 @@ def load_probe_sets(run: RunConfig, cfg: ChapterConfig, labeller: ProbedNetwork 
     """The identity-labelled faces of Studies 1-4, keyed ``ckplus``, ``kdef_gen``, ``disfa_gen``
     (plus ``kdef`` and ``disfa`` when the data root holds the real sets).
 
-    - CK+48 (118 subjects, 7 expressions without neutral) from the data root, else its generated
-      stand-in (``load_or_embedded``).
-    - KDEF-like and DISFA-like generated faces, always: their identity, expression and V/A are
-      planted, so they are the known ground truth, and the only faces this chapter shows.
+    - CK+48 (118 subjects, 7 expressions without neutral; all 981 frames unless
+      ``cfg.faces_per_subject_expression`` keeps fewer) from the data root, else its generated
+      stand-in (``load_or_embedded``): the real identity-labelled faces of Studies 2-3.
+    - KDEF-like (at ``cfg.kdef_intensities``) and DISFA-like generated faces, always: their
+      identity, expression and V/A are planted, so they are the known ground truth, and the only
+      faces this chapter shows.
     - Real DISFA has no expression labels: the paper labelled its frames with ResMaskNet; we label
       them with ``labeller`` (mini-Xception) when given, else they stay unknown (-1).
     """
     sets: dict[str, ProbeSet] = {}
     ck = datasets.load_or_embedded("ckplus", run.data_root, "all")
     real_ck = ck.source.startswith("real")
-    sets["ckplus"] = _probe_set("ckplus", "CK+48" if real_ck else "CK+48 stand-in (generated)", ck,
+    sets["ckplus"] = probe_set("ckplus", "CK+48" if real_ck else "CK+48 stand-in (generated)", ck,
                                 "CK+ emotion folders" if real_ck else "planted", cfg, posed=True)
-    sets["kdef_gen"] = _probe_set("kdef_gen", "KDEF-like (generated)", _generated_kdef(cfg), "planted", cfg, posed=True)
-    sets["disfa_gen"] = _probe_set("disfa_gen", "DISFA-like (generated)", _generated_disfa(cfg), "planted", cfg,
+    kdef_title = "KDEF-like (generated" + (f", {len(cfg.kdef_intensities)} intensities)" if cfg.kdef_intensities
+                                           and cfg.generated_kdef_identities is not None else ")")
+    sets["kdef_gen"] = probe_set("kdef_gen", kdef_title, _generated_kdef(cfg), "planted", cfg,
+                                 posed=cfg.kdef_intensities is None or cfg.generated_kdef_identities is None)
+    sets["disfa_gen"] = probe_set("disfa_gen", "DISFA-like (generated)", _generated_disfa(cfg), "planted", cfg,
                                    sequence=True)
     if run.data_root is not None and datasets.available("kdef", run.data_root):
-        sets["kdef"] = _probe_set("kdef", "KDEF (frontal)", datasets.load("kdef", run.data_root, "frontal"),
+        sets["kdef"] = probe_set("kdef", "KDEF (frontal)", datasets.load("kdef", run.data_root, "frontal"),
                                   "KDEF file codes", cfg, posed=True)
     if run.data_root is not None and datasets.available("disfa", run.data_root):
         disfa = datasets.load("disfa", run.data_root, "all")
@@ -214,7 +247,7 @@ def load_probe_sets(run: RunConfig, cfg: ChapterConfig, labeller: ProbedNetwork 
             disfa = dataclasses.replace(disfa, labels=torch.as_tensor(
                 ferplus_predictions(labeller, network_logits(labeller, disfa.images))), class_names=FERPLUS_CLASSES)
             note = f"predicted by {labeller.name} (the paper used ResMaskNet)"
-        sets["disfa"] = _probe_set("disfa", "DISFA", disfa, note, cfg, sequence=True)
+        sets["disfa"] = probe_set("disfa", "DISFA", disfa, note, cfg, sequence=True)
     return sets
 
 

@@ -13,11 +13,19 @@ import numpy as np
 import pandas as pd
 import torch
 
+from affectlab import metrics, stats
+from affectlab.data.sets import FaceSet
 from affectlab.data.taxonomy import FERPLUS_CLASSES
 from affectlab.probing import gradcam_per_block, silhouette_ci_by_subject, umap_embed, va_regression
 
-from .config import PAPER_STUDY1_SILHOUETTES, PAPER_STUDY2_SILHOUETTES, ChapterConfig, import_quietly
-from .data import ProbeSet, require_generated
+from .config import (
+    PAPER_STUDY1_SILHOUETTES,
+    PAPER_STUDY2_SILHOUETTES,
+    TO_FERPLUS_NAME,
+    ChapterConfig,
+    import_quietly,
+)
+from .data import ProbeSet, probe_set, require_generated
 from .layers import LayerCodes, layer_codes, layer_pcs, layer_profile, principal_components, role_layer
 from .networks import ProbedNetwork, ferplus_predictions, network_logits
 
@@ -187,10 +195,36 @@ def u_shape_test(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
     return {"b2": float(coef[2]), "se": se, "t": t, "p": p, "n": float(len(y)), "R2 gain over a line": gain}
 
 
-def study4_penultimate(net: ProbedNetwork, codes: LayerCodes, probe: ProbeSet) -> PCStudy:
+def pearson_r(x: np.ndarray, y: np.ndarray) -> float:
+    """Pearson correlation of two 1-D arrays; NaN when either is constant."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return float("nan")
+    return float(np.corrcoef(x, y)[0, 1])
+
+
+def cluster_r_ci(x: np.ndarray, y: np.ndarray, clusters: np.ndarray, n_resamples: int = 1000, seed: int = 0
+                 ) -> tuple[float, float, float]:
+    """Pearson r of ``x`` and ``y`` with its 95 % cluster-bootstrap CI: each resample draws whole
+    ``clusters`` (identities) with replacement (:func:`affectlab.stats.bootstrap_ci` with
+    ``clusters``), so faces of one person move together. Fisher's z interval treats every face as
+    independent and is too narrow when each person contributes many faces (issue 15, item 5)."""
+    xy = np.stack([np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)], 1)
+
+    def metric(rows: np.ndarray, pair: np.ndarray) -> float:
+        return pearson_r(pair[:, 0], pair[:, 1])
+
+    return stats.bootstrap_ci(metric, np.arange(len(xy)), xy, n_resamples=n_resamples, seed=seed,
+                              clusters=np.asarray(clusters))
+
+
+def study4_penultimate(net: ProbedNetwork, codes: LayerCodes, probe: ProbeSet, cfg: ChapterConfig | None = None,
+                       seed: int = 0) -> PCStudy:
     """Study 4 / Figs. 5 and 7: PCA of the penultimate layer, PC1 vs valence and PC2 vs arousal
-    (Pearson r with Fisher 95 % CIs, p, least-squares line), the U-shape of the PC1/PC2 scatter
-    (:func:`u_shape_test`), and which faces the network classifies correctly."""
+    (Pearson r, p, least-squares line) with 95 % CIs resampling identities
+    (:func:`cluster_r_ci`, ``cfg.bootstrap_resamples``; without ``cfg``, Fisher's z over faces),
+    the U-shape of the PC1/PC2 scatter (:func:`u_shape_test`), and which faces the network
+    classifies correctly. ``regression.attrs["ci"]`` says which interval was used."""
     layer = role_layer({net.name: net.roles}, net.name, "penultimate")
     pcs = layer_pcs(codes, layer)[:, :2].astype(np.float64).copy()
     if pcs.shape[1] < 2:
@@ -201,7 +235,16 @@ def study4_penultimate(net: ProbedNetwork, codes: LayerCodes, probe: ProbeSet) -
     final = net.roles["final"]
     logits = codes.raw[final] if final in codes.raw else network_logits(net, probe.faces.images)
     regression = va_regression(pcs, probe.valence, probe.arousal)
-    bounds = [fisher_ci(r, int(n)) for r, n in zip(regression["r"], regression["n"])]
+    if cfg is None:
+        bounds = [fisher_ci(r, int(n)) for r, n in zip(regression["r"], regression["n"])]
+        regression.attrs["ci"] = "Fisher z over faces"
+    else:
+        columns = {"PC1": pcs[:, 0], "PC2": pcs[:, 1]}
+        targets = {"valence": probe.valence, "arousal": probe.arousal}
+        identity = probe.faces.identity.numpy()
+        bounds = [cluster_r_ci(columns[comp], targets[target], identity, cfg.bootstrap_resamples, seed)[1:]
+                  for comp, target in regression.index]
+        regression.attrs["ci"] = f"cluster bootstrap over {probe.n_subjects} identities"
     regression["r low"], regression["r high"] = [b[0] for b in bounds], [b[1] for b in bounds]
     return PCStudy(network=net.name, dataset=probe.key, layer=layer, pcs=pcs, explained=codes.explained[layer][:2],
                    regression=regression, labels=probe.faces.labels.numpy(),
@@ -209,6 +252,69 @@ def study4_penultimate(net: ProbedNetwork, codes: LayerCodes, probe: ProbeSet) -
                    u_shape=u_shape_test(pcs[:, 0], pcs[:, 1]))
 
 
+
+
+def present_only_accuracy(net: ProbedNetwork, probe: ProbeSet, cfg: ChapterConfig, seed: int = 0
+                          ) -> dict[str, Any]:
+    """A clean test of a FER2013 network on an identity-labelled set (CK+ for mini-Xception):
+    present-only accuracy (:func:`affectlab.metrics.present_only_metrics`: faces whose expression
+    the network has, arg-max over the network's classes present in the set, e.g. no neutral on
+    CK+) with a 95 % cluster-bootstrap CI over subjects. Returns value/low/high (%), n faces,
+    n subjects and the classes scored."""
+    names = [TO_FERPLUS_NAME[c] for c in net.class_names]
+    labels = [FERPLUS_CLASSES.index(n) for n in names]
+    logits = network_logits(net, probe.faces.images)
+    true = probe.faces.labels.numpy()
+    keep = np.isin(true, labels)
+    if keep.sum() < 2:
+        raise ValueError(f"{probe.title}: fewer than 2 faces of {net.name}'s classes {names}")
+    t, scores, subjects = true[keep], logits[keep], probe.faces.identity.numpy()[keep]
+
+    def accuracy(y: np.ndarray, sc: np.ndarray) -> float:
+        return float(metrics.present_only_metrics(y, np.asarray(labels)[sc.argmax(1)], labels=labels,
+                                                  scores=sc)["accuracy"])
+
+    value, low, high = stats.bootstrap_ci(accuracy, t, scores, n_resamples=cfg.bootstrap_resamples, seed=seed,
+                                          clusters=subjects)
+    present = [FERPLUS_CLASSES[c] for c in labels if c in set(t.tolist())]
+    return {"value": 100 * value, "low": 100 * low, "high": 100 * high, "n": int(keep.sum()),
+            "subjects": int(len(np.unique(subjects))), "classes": present}
+
+
+@dataclasses.dataclass
+class IdentityStudy:
+    """Studies 2-3 on one identity-labelled set (:func:`identity_studies`): the probing set, Study 2
+    (pixels and, when NN3 is given, the untrained NN3) and the per-layer profiles of every network
+    (Study 3) with the Fig. 4 table of their role layers."""
+
+    probe: ProbeSet
+    study2: EmbeddingStudy | None
+    codes: dict[str, LayerCodes]
+    profiles: dict[str, pd.DataFrame]
+    study3: pd.DataFrame
+
+
+def identity_studies(faces: FaceSet | ProbeSet, nets: Mapping[str, ProbedNetwork], cfg: ChapterConfig,
+                     seed: int = 0, key: str = "user", title: str | None = None) -> IdentityStudy:
+    """Studies 2 and 3 of paper 001 on any identity-labelled faces, in one call: e.g. a user's
+    CSV read by ``affectlab.data.faces.load_image_csv(path)`` with ``path,label,identity`` columns
+    (48x48 greyscale after loading; at least 2 identities and 2 expressions). Study 2 = identity
+    and expression silhouettes of the raw pixels and of the untrained NN3 (when ``nets`` has
+    "NN3"; needs ``umap-learn`` unless ``cfg.embedding == "pca"``); Study 3 = the per-layer
+    silhouettes, V/A read-out and partial R^2 after category of every network in ``nets``
+    (:func:`~.layers.layer_profile`), each with 95 % CIs over identities."""
+    from .tables import study3_table
+
+    probe = faces if isinstance(faces, ProbeSet) else probe_set(
+        key, title or f"{faces.name}/{faces.split}", faces, "the set's labels", cfg)
+    if probe.n_subjects < 2:
+        raise ValueError(f"{probe.title}: identity studies need at least 2 identities; got {probe.n_subjects}")
+    codes = {name: layer_codes(net, probe, cfg) for name, net in nets.items()}
+    roles = {name: net.roles for name, net in nets.items()}
+    profiles = {name: layer_profile(codes[name], probe, roles[name], cfg, seed=seed) for name in nets}
+    study2 = study2_identity_dominance(probe, codes["NN3"], cfg, seed) if "NN3" in codes else None
+    study3 = study3_table({(name, probe.key): t for name, t in profiles.items()}, roles)
+    return IdentityStudy(probe=probe, study2=study2, codes=codes, profiles=profiles, study3=study3)
 
 
 def gradcam_examples(net: ProbedNetwork, probe: ProbeSet, categories: Sequence[str] = ("happiness", "anger"),

@@ -209,3 +209,70 @@ def gradcam_figure(images: np.ndarray, cams: Mapping[str, np.ndarray], captions:
     fig.colorbar(shown, ax=axes[:, -1].tolist(), shrink=0.7, label="Grad-CAM (0-1)")
     fig.suptitle(title, fontsize=10)
     return fig
+
+
+#: The curves of the three-stage figure: (profile column, CI columns, label, colour).
+THREE_STAGE_CURVES: tuple[tuple[str, str, str, str, str], ...] = (
+    ("identity silhouette", "identity silhouette low", "identity silhouette high", "identity (silhouette)", "C0"),
+    ("V/A partial R2 after category", "V/A partial R2 low", "V/A partial R2 high",
+     "V/A beyond category (partial R^2)", "C2"),
+    ("expression silhouette", "expression silhouette low", "expression silhouette high",
+     "category (expression silhouette)", "C1"),
+)
+
+
+def three_stage_figure(profiles: Mapping[str, pd.DataFrame], title: str,
+                       paper_identity: Mapping[str, float] | None = None,
+                       paper_layers: Sequence[str] = ()) -> Figure:
+    """The paper's three-stage picture (identity early, V/A at the penultimate layer, categories at
+    the output) measured: one panel per network (:func:`~.layers.layer_profile` tables on one
+    probing set), the identity silhouette, the partial R^2 of V/A after category and the expression
+    silhouette against the probed layers, each with its 95 % cluster-bootstrap band (identities
+    resampled). A curve that is NaN everywhere (e.g. V/A beyond category on CK+, whose V/A is the
+    label's circumplex point) is left out and named in the panel. With ``paper_identity`` (layer ->
+    silhouette, Fig. 2a-c) and ``paper_layers`` (the Sharma layers in order), a first panel draws
+    the paper's picture: its identity silhouettes and where it places V/A (penultimate) and the
+    categories (output); it has no per-layer V/A or category curve to draw."""
+    panels = (["paper"] if paper_identity else []) + list(profiles)
+    fig = Figure(figsize=(3.6 * len(panels), 3.7), layout="constrained")
+    axes = fig.subplots(1, len(panels), squeeze=False, sharey=True)[0]
+    start = 0
+    if paper_identity:
+        ax = axes[0]
+        xs = np.arange(len(paper_layers))
+        known = [(list(paper_layers).index(k), v) for k, v in paper_identity.items() if k in paper_layers]
+        ax.plot([x for x, _ in known], [v for _, v in known], "o-", color="C0", label="identity (silhouette)")
+        for layer, text, colour in (("dropout_4", "V/A", "C2"), ("out_layer", "categories", "C1")):
+            if layer in paper_layers:
+                x = list(paper_layers).index(layer)
+                ax.axvspan(x - 0.4, x + 0.4, color=colour, alpha=0.2)
+                ax.text(x, 0.9, text, ha="center", fontsize=7, color=colour)
+        ax.set_xticks(xs, list(paper_layers), rotation=60, fontsize=6)
+        ax.set_title("paper: NN1 on DISFA (Fig. 2, Study 4)", fontsize=9)
+        ax.axhline(0, color="grey", lw=0.5)
+        ax.grid(alpha=0.3)
+        start = 1
+    for ax, (name, table) in zip(axes[start:], profiles.items()):
+        xs = np.arange(len(table))
+        missing = []
+        for column, low, high, label, colour in THREE_STAGE_CURVES:
+            values = table[column].to_numpy(float) if column in table else np.full(len(table), np.nan)
+            if not np.isfinite(values).any():
+                missing.append(label.split(" (")[0])
+                continue
+            ax.plot(xs, values, "o-", markersize=3, color=colour, label=label)
+            ax.fill_between(xs, table[low].to_numpy(float), table[high].to_numpy(float), color=colour, alpha=0.2)
+        if missing:
+            ax.text(0.02, 0.02, "not defined here: " + ", ".join(missing), transform=ax.transAxes, fontsize=6)
+        ax.axhline(0, color="grey", lw=0.5)
+        ax.set_xticks(xs, list(table.index), rotation=60, fontsize=6)
+        ax.set_title(name, fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("silhouette / partial R^2", fontsize=8)
+    handles = {}
+    for ax in axes:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(lab, h)
+    fig.legend(list(handles.values()), list(handles), loc="outside lower center", ncol=3, fontsize=7, frameon=False)
+    fig.suptitle(title, fontsize=10)
+    return fig

@@ -1,8 +1,9 @@
 """Chapter 02 layers (Studies 1-4 of paper 001): every probed layer's activations reduced to
 principal components and cached (:func:`layer_codes`), and the per-layer profile of Study 3/4
 (:func:`layer_profile`): silhouettes w.r.t. identity and expression on the first 10 PCs ("10 PCs
-explain more than 60 % of the variance"), PC1/PC2 against valence/arousal, and cross-validated V/A
-read-out, each with a 95 % CI from resampling subjects (:mod:`affectlab.stats` cluster bootstrap).
+explain more than 60 % of the variance"), PC1/PC2 against valence/arousal, cross-validated V/A
+read-out and V/A read-out beyond the category (partial R^2 after category, :func:`va_partial_r2_ci`),
+each with a 95 % CI from resampling subjects (:mod:`affectlab.stats` cluster bootstrap).
 """
 
 from __future__ import annotations
@@ -205,6 +206,82 @@ def va_r2_ci(pred: np.ndarray | None, probe: ProbeSet, cfg: ChapterConfig, seed:
                               clusters=probe.faces.identity.numpy())
 
 
+def va_partial_predictions(pcs: np.ndarray, valence: np.ndarray, arousal: np.ndarray, labels: np.ndarray,
+                           groups: np.ndarray, n_splits: int = 5) -> np.ndarray | None:
+    """Out-of-fold V/A predictions (N, 4) from the category alone (columns 0-1: valence, arousal;
+    one-hot least squares = the category's mean V/A in the training folds) and from the category
+    plus ``pcs`` (columns 2-3), folds split by subject (``groups``: GroupKFold), so the layer is
+    credited only with V/A it carries beyond the label, for people it never saw. Rows with an
+    unknown label (-1) are NaN. None with fewer than 2 subjects or 2 categories among known rows,
+    a constant target, or V/A that do not vary within any category (V/A = a function of the label,
+    as the circumplex point of CK+'s labels: there is nothing beyond the category to read)."""
+    from sklearn.linear_model import LinearRegression
+    from sklearn.model_selection import GroupKFold
+
+    x = np.asarray(pcs, dtype=np.float64)
+    labels = np.asarray(labels)
+    known = np.flatnonzero(labels >= 0)
+    targets = np.stack([valence, arousal], 1).astype(np.float64)
+    if x.ndim != 2 or len(known) < 4:
+        return None
+    subjects = np.unique(np.asarray(groups)[known])
+    categories = np.unique(labels[known])
+    if len(subjects) < 2 or len(categories) < 2 or np.ptp(targets[known], axis=0).min() == 0:
+        return None
+    onehot = (labels[known][:, None] == categories[None, :]).astype(np.float64)
+    category_means = onehot.T @ targets[known] / onehot.sum(axis=0)[:, None]
+    within = ((targets[known] - onehot @ category_means) ** 2).sum()
+    if within <= 1e-9 * ((targets[known] - targets[known].mean(axis=0)) ** 2).sum():
+        return None  # V/A is a function of the category (e.g. the label's circumplex point): nothing beyond it
+    both = np.concatenate([onehot, x[known]], 1)
+    pred = np.full((len(labels), 4), np.nan)
+    part = np.zeros((len(known), 4))
+    for train, test in GroupKFold(n_splits=min(n_splits, len(subjects))).split(both, groups=np.asarray(groups)[known]):
+        y = targets[known][train]
+        part[test, :2] = LinearRegression(fit_intercept=False).fit(onehot[train], y).predict(onehot[test])
+        part[test, 2:] = LinearRegression(fit_intercept=False).fit(both[train], y).predict(both[test])
+    pred[known] = part
+    return pred
+
+
+def partial_r2(targets: np.ndarray, pred: np.ndarray) -> float:
+    """Mean over valence and arousal of the partial R^2 after category, ``1 - SS_res(category +
+    layer) / SS_res(category)``, from :func:`va_partial_predictions` (N, 4) on ``targets`` (N, 2):
+    the share of what the category leaves unexplained that the layer explains (negative when the
+    layer's read-out does worse out of fold). A target the category already explains exactly
+    (SS_res(category) ~ 0, e.g. V/A that are the circumplex point of the label) gives NaN:
+    there is nothing beyond the category to read. Rows with NaN predictions are skipped."""
+    ok = np.isfinite(pred).all(axis=1)
+    t, p = targets[ok], pred[ok]
+    if len(t) < 2:
+        return float("nan")
+    ss_cat = ((t - p[:, :2]) ** 2).sum(axis=0)
+    ss_full = ((t - p[:, 2:]) ** 2).sum(axis=0)
+    scale = ((t - t.mean(axis=0)) ** 2).sum(axis=0)
+    usable = ss_cat > 1e-9 * np.maximum(scale, 1e-12)
+    if not usable.any():
+        return float("nan")
+    return float(np.mean(1.0 - ss_full[usable] / ss_cat[usable]))
+
+
+def va_partial_r2_ci(pred: np.ndarray | None, probe: ProbeSet, cfg: ChapterConfig, seed: int
+                     ) -> tuple[float, float, float]:
+    """:func:`partial_r2` of the out-of-fold predictions ``pred`` with its 95 % cluster-bootstrap
+    CI over subjects (predictions held fixed, faces resampled by person); NaNs when ``pred`` is
+    None or the category explains V/A exactly."""
+    if pred is None:
+        return float("nan"), float("nan"), float("nan")
+    targets = np.stack([probe.valence, probe.arousal], 1).astype(np.float64)
+    if not np.isfinite(partial_r2(targets, pred)):
+        return float("nan"), float("nan"), float("nan")
+
+    def metric(rows: np.ndarray, p: np.ndarray) -> float:
+        return partial_r2(targets[rows], p)
+
+    return stats.bootstrap_ci(metric, np.arange(len(pred)), pred, n_resamples=cfg.bootstrap_resamples, seed=seed,
+                              clusters=probe.faces.identity.numpy())
+
+
 def layer_pcs(codes: LayerCodes, layer: str) -> np.ndarray:
     """``codes.pcs[layer]`` or a clear error naming the network, the probing set and the layer."""
     if layer not in codes.pcs:
@@ -240,8 +317,12 @@ def layer_profile(codes: LayerCodes, probe: ProbeSet, roles: Mapping[str, str], 
                   seed: int = 0) -> pd.DataFrame:
     """Per layer (input -> output): silhouettes w.r.t. identity and expression on the first
     ``cfg.n_pcs`` PCs (Study 3; Euclidean) with 95 % CIs from resampling subjects, PC1/PC2 against
-    valence/arousal (Study 4: Pearson r), and cross-validated V/A R^2 from the 10 PCs with a 95 %
-    subject-bootstrap CI (:func:`va_r2_ci`).
+    valence/arousal (Study 4: Pearson r), cross-validated V/A R^2 from the 10 PCs with a 95 %
+    subject-bootstrap CI (:func:`va_r2_ci`), and the partial R^2 of V/A after the category
+    (:func:`va_partial_predictions`, :func:`va_partial_r2_ci`: V/A read beyond the label).
+    "identity clusters" / "expression clusters" count the groups each silhouette separates (e.g.
+    118 CK+ subjects against 7 expressions): a silhouette over many small clusters and one over a
+    few large ones are not on the same footing; both CIs resample the same subjects.
 
     Rows whose expression label is unknown (-1) are left out of the expression silhouette.
     """
@@ -256,6 +337,8 @@ def layer_profile(codes: LayerCodes, probe: ProbeSet, roles: Mapping[str, str], 
     if known.sum() > 2 and 2 <= len(np.unique(labels[known])) < known.sum():
         sil_ex = silhouette_ci_by_subject({k: v[known] for k, v in ten.items()}, labels[known], identity[known], **kwargs)
     va_pred = va_predictions_per_layer(codes, probe, cfg)
+    n_identities = len(np.unique(identity))
+    n_expressions = len(np.unique(labels[known]))
     role_of: dict[str, str] = {}
     for role, layer in roles.items():
         role_of[layer] = f"{role_of[layer]}, {role}" if layer in role_of else role
@@ -275,6 +358,10 @@ def layer_profile(codes: LayerCodes, probe: ProbeSet, roles: Mapping[str, str], 
             row["r(PC1, valence)"] = row["r(PC2, arousal)"] = np.nan
         row["V/A R2 (CV by subject)"], row["V/A R2 low"], row["V/A R2 high"] = va_r2_ci(va_pred[layer], probe, cfg,
                                                                                         seed)
+        partial = va_partial_predictions(pcs[:, : cfg.n_pcs], probe.valence, probe.arousal, labels, identity)
+        (row["V/A partial R2 after category"], row["V/A partial R2 low"],
+         row["V/A partial R2 high"]) = va_partial_r2_ci(partial, probe, cfg, seed)
+        row["identity clusters"], row["expression clusters"] = n_identities, n_expressions
         rows.append(row)
     table = pd.DataFrame(rows).set_index("layer")
     table.attrs.update(network=codes.network, dataset=probe.key)

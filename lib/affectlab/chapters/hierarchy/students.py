@@ -22,7 +22,7 @@ from affectlab import stats
 from affectlab.config import RunConfig, default_runs_dir
 from affectlab.data.taxonomy import FERPLUS_CLASSES
 
-from .config import NEUROGAZE_CHAPTER, STUDENT_PROBE_LAYERS, STUDENT_ROLES, ChapterConfig
+from .config import NEUROGAZE_CHAPTER, STUDENT_MIN_ACCURACY, STUDENT_PROBE_LAYERS, STUDENT_ROLES, ChapterConfig
 from .data import ProbeSet
 from .layers import (
     LayerCodes,
@@ -189,6 +189,39 @@ def load_student(row: Mapping[str, Any], device: torch.device | str = "cpu") -> 
 
 
 
+def student_test_accuracies(results_path: str | os.PathLike | None = None) -> dict[str, float]:
+    """Chapter 01's recorded FERPlus test accuracy (%) of each student variant (``b0.test.accuracy``
+    ... in ``01_neurogaze_distill.results.json``; default: the results folder of this run,
+    :func:`affectlab.reporting.results_dir`), keyed by variant as the runs name it ("B0", "Full");
+    empty when the file is absent or unreadable."""
+    from affectlab.reporting import read_results, results_dir
+
+    path = Path(results_path) if results_path is not None else results_dir() / f"{NEUROGAZE_CHAPTER}.results.json"
+    try:
+        numbers = read_results(path)["numbers"]
+    except (OSError, ValueError, KeyError):
+        return {}
+    names = {"b0": "B0", "b1": "B1", "b2": "B2", "b3": "B3", "full": "Full", "full_t1": "Full"}
+    out = {}
+    for key, entry in numbers.items():
+        variant, _, rest = key.partition(".")
+        if rest == "test.accuracy" and variant in names and entry.get("value") is not None:
+            out.setdefault(names[variant], float(entry["value"]))
+    return out
+
+
+def learned_students(runs: pd.DataFrame, accuracies: Mapping[str, float],
+                     minimum: float = STUDENT_MIN_ACCURACY) -> pd.DataFrame:
+    """``runs`` with a "test accuracy (%)" column (from ``accuracies``, NaN when unknown) and
+    "counts as trained": True when the accuracy reaches ``minimum``, False below it, and None when
+    chapter 01 recorded none (the student is probed but not counted)."""
+    out = runs.copy()
+    acc = [accuracies.get(v, float("nan")) for v in out["variant"]] if len(out) else []
+    out["test accuracy (%)"] = acc
+    out["counts as trained"] = [None if not np.isfinite(a) else bool(a >= minimum) for a in acc]
+    return out
+
+
 @dataclasses.dataclass
 class StudentStudy:
     """Chapter 01's students probed on one set: the runs used (``runs``, empty when none were
@@ -208,8 +241,10 @@ def probe_students(probe: ProbeSet, cfg: ChapterConfig, run: RunConfig,
                    runs_dir: str | os.PathLike | None = None) -> StudentStudy:
     """The newest finished student of each variant of chapter 01's main comparison
     (:func:`latest_student_per_variant` of :func:`find_student_runs` under ``runs_dir``, default
-    ``$AFFECTLAB_RUNS``), probed on ``probe`` exactly like the chapter's networks."""
-    runs = latest_student_per_variant(find_student_runs(runs_dir))
+    ``$AFFECTLAB_RUNS``), probed on ``probe`` exactly like the chapter's networks; ``runs`` says
+    which reached :data:`~.config.STUDENT_MIN_ACCURACY` on FERPlus test in chapter 01
+    (:func:`learned_students`)."""
+    runs = learned_students(latest_student_per_variant(find_student_runs(runs_dir)), student_test_accuracies())
     students = {row["variant"]: load_student(row, run.device) for _, row in runs.iterrows()}
     codes = {v: layer_codes(net, probe, cfg) for v, net in students.items()}
     roles = {v: dict(net.roles) for v, net in students.items()}

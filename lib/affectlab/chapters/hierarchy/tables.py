@@ -201,3 +201,18 @@ def layer_widths_table(codes: Mapping[tuple[str, str], LayerCodes], roles: Mappi
         rows.extend({"network": network, "layer": layer, "values per face": width,
                      "role in Fig. 4": role_of.get(layer, "")} for layer, width in c.dims.items())
     return pd.DataFrame(rows).set_index(["network", "layer"])
+
+
+def va_partial_table(profiles: Mapping[tuple[str, str], pd.DataFrame]) -> pd.DataFrame:
+    """V/A beyond the category per layer (Study 4 made testable): rows (dataset, network), one
+    column per probed layer, cells "partial R^2 [95 % CI]" (:func:`~.layers.va_partial_r2_ci`;
+    "n/a" where V/A is a function of the label, e.g. CK+'s circumplex points)."""
+    cells = {}
+    for (network, dataset), table in profiles.items():
+        cells[(dataset, network)] = {
+            layer: (ci_cell(row["V/A partial R2 after category"], row["V/A partial R2 low"], row["V/A partial R2 high"])
+                    if np.isfinite(row["V/A partial R2 after category"]) else "n/a")
+            for layer, row in table.iterrows()}
+    out = pd.DataFrame.from_dict(cells, orient="index")
+    out.index.names = ["dataset", "network"]
+    return out

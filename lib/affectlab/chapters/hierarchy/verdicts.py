@@ -17,8 +17,9 @@ from affectlab.config import RunConfig
 from .config import ROLES, ChapterConfig
 from .data import FERData
 from .layers import role_rows
-from .networks import ProbedNetwork, sharma_initial_model, sharma_network
+from .networks import ProbedNetwork, sharma_network
 from .tables import table1_predictions
+from .training import untrained_sharma
 
 #: :func:`affectlab.stats.verdict_from_ci` of "network minus baseline" -> "is the network above it?"
 ABOVE = {"greater": "yes", "less": "no", "undecided": "undecided"}
@@ -28,7 +29,8 @@ def learning_verdicts(nets: Mapping[str, ProbedNetwork], fer: FERData, cfg: Chap
                       run: RunConfig) -> pd.DataFrame:
     """Did NN1 and NN2 learn? For each trained Sharma network, its accuracy minus (a) the
     majority-class rate of its test faces and (b) the same architecture untrained from the same
-    initial weights (NN3 for NN1; NN2's own initialisation for NN2), on the same faces, in
+    initial weights with the same BatchNorm recalibration (NN3 for NN1; NN2's own initialisation
+    for NN2, :func:`~.training.untrained_sharma`), on the same faces, in
     percentage points with paired, class-stratified 95 % bootstrap CIs over test faces
     (:func:`affectlab.stats.paired_difference`). "above it" is the verdict of the interval
     (:func:`affectlab.stats.verdict_from_ci`: yes / no / undecided); a network "learned" when both
@@ -46,7 +48,7 @@ def learning_verdicts(nets: Mapping[str, ProbedNetwork], fer: FERData, cfg: Chap
         if name == "NN1" and "NN3" in nets:
             base_name, base_pred = "NN3 (untrained, same initial weights)", table1_predictions(nets["NN3"], fer)[1]
         else:
-            untrained = dataclasses.replace(sharma_network(name, sharma_initial_model(name, run.seed).to(run.device),
+            untrained = dataclasses.replace(sharma_network(name, untrained_sharma(name, fer, cfg, run.seed).to(run.device),
                                                            f"{name} untrained"), trained=False)
             base_name, base_pred = f"{name} before training (same initial weights)", table1_predictions(untrained, fer)[1]
         majority = int(np.bincount(y).argmax())
@@ -95,7 +97,9 @@ def ground_truth_checks(profiles: Mapping[tuple[str, str], pd.DataFrame], roles:
        trained networks only (NN3 is the control);
     3. identity fades towards the output (final identity silhouette < early);
     4. V/A are read out of the penultimate layer better than out of the early layer
-       (cross-validated R^2 from 10 PCs, across subjects).
+       (cross-validated R^2 from 10 PCs, across subjects);
+    5. V/A *beyond the category* are read out of the penultimate layer better than out of the
+       early layer (partial R^2 after category; undecided where V/A is the label in disguise).
 
     ``learned`` (from :func:`learning_verdicts`) adds whether each network beat its untrained twin
     and the majority class in Table 1; a trained network that did not is marked
@@ -113,6 +117,9 @@ def ground_truth_checks(profiles: Mapping[tuple[str, str], pd.DataFrame], roles:
                                       f"{target} silhouette high")
                for role in ROLES for target in ("identity", "expression")}
         va = {role: triple(r[role], "V/A R2 (CV by subject)", "V/A R2 low", "V/A R2 high") for role in ROLES}
+        nan3 = (float("nan"),) * 3
+        partial = {role: (triple(r[role], "V/A partial R2 after category", "V/A partial R2 low", "V/A partial R2 high")
+                          if "V/A partial R2 after category" in r[role] else nan3) for role in ROLES}
         claims = [
             ("identity dominates the early layer", sil[("early", "identity")], sil[("early", "expression")],
              "identity sil.", "expression sil.", True),
@@ -122,6 +129,8 @@ def ground_truth_checks(profiles: Mapping[tuple[str, str], pd.DataFrame], roles:
              "final", "early", False),
             ("V/A readable from the penultimate layer", va["penultimate"], va["early"], "penultimate R2",
              "early R2", True),
+            ("V/A beyond category at the penultimate layer", partial["penultimate"], partial["early"],
+             "penultimate partial R2", "early partial R2", True),
         ]
         if learned is None or network not in learned:
             status = "untrained control" if not trained[network] else "published weights"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -25,6 +26,8 @@ from affectlab.losses import dgeo_loss, dgeo_weight, kd_logit_loss
 from affectlab.train import TrainConfig, Trainer
 
 K = len(FERPLUS_CLASSES)
+#: The per-variant schedule without the fast recipe's shared teacher and warm start (tiny tests).
+PAPER_STYLE = dict(recipe="paper", vision_teacher="b0", warm_start_budget_s=None)
 
 
 def _eeg(labels: dict, n: int = 6, name: str = "deap") -> EEGSet:
@@ -239,7 +242,7 @@ def test_train_students_composes_variants_and_reloads(monkeypatch, tmp_path):
     run = RunConfig(profile="smoke", data_root=None, seed=0, device=torch.device("cpu"))
     cfg = ng.chapter_config("smoke", image_size=16, epochs=2, bootstrap_resamples=20, embedding_points=24,
                             dgeo_candidates=(ng.DGeoParams(0.3, 0.5), ng.DGeoParams(0.6, 1.0)),
-                            dgeo_alpha_candidates=((2.0, 0.5),), noise_seeds=1)
+                            dgeo_alpha_candidates=((2.0, 0.5),), noise_seeds=1, **PAPER_STYLE)
     train = _faces(64, "train", 0)
     data = ng.FaceData(train=train, val=_faces(32, "valid", 1), test=_faces(40, "test", 2),
                        cross={"ckplus": _faces(28, "all", 3, drop_neutral=True)}, mean=0.3, std=0.2,
@@ -380,7 +383,8 @@ def _tiny_students(monkeypatch, noise_seeds: int = 0):
     monkeypatch.setattr(experiments, "_student_model", lambda arch, seed, scale=None: (torch.manual_seed(seed), TinyStudent())[1])
     run = RunConfig(profile="smoke", data_root=None, seed=0, device=torch.device("cpu"))
     cfg = ng.chapter_config("smoke", image_size=16, epochs=2, bootstrap_resamples=20, embedding_points=24,
-                            dgeo_candidates=(ng.DGeoParams(0.3, 0.5), ng.DGeoParams(0.6, 1.0)), noise_seeds=noise_seeds)
+                            dgeo_candidates=(ng.DGeoParams(0.3, 0.5), ng.DGeoParams(0.6, 1.0)), noise_seeds=noise_seeds,
+                            **PAPER_STYLE)
     train = _faces(64, "train", 0)
     data = ng.FaceData(train=train, val=_faces(32, "valid", 1), test=_faces(40, "test", 2),
                        cross={"ckplus": _faces(28, "all", 3, drop_neutral=True)}, mean=0.3, std=0.2,
@@ -419,9 +423,9 @@ def test_paired_difference_and_recorded_headline_numbers(monkeypatch, tmp_path):
     with pytest.raises(ValueError, match="parameter key"):
         ng.paired_variant_difference(students, "B3", "B0", data.test, data, cfg, run, key="auc")
     _, raw2 = ng.cross_dataset_table(students, data, cfg, run)
-    teacher_table = pd.DataFrame([{"validation set": "all", "axis": a, "trials": 12, "CCC": c, "CI low": c - 0.1,
+    teacher_table = pd.DataFrame([{"test set": "all", "axis": a, "trials": 12, "CCC": c, "CI low": c - 0.1,
                                    "CI high": c + 0.1} for a, c in (("valence", 0.3), ("arousal", 0.1))])
-    delta = pd.DataFrame([{"target": "V/A: V/A mean", "delta R2 (B2 - B0)": 0.02, "low": -0.01, "high": 0.05}])
+    delta = pd.DataFrame([{"target": "V/A: V/A mean", "delta R2 (B2 - B1)": 0.02, "low": -0.01, "high": 0.05}])
     probe_result = ng.ProbeResult(table=pd.DataFrame(), delta=delta, verdict="v", organises=None,
                                   students=students, faces=data)
     from affectlab.reporting import ResultsRecorder, read_results
@@ -429,14 +433,187 @@ def test_paired_difference_and_recorded_headline_numbers(monkeypatch, tmp_path):
     results = ResultsRecorder(ng.CHAPTER, profile="smoke", seed=0, data="tiny", out_dir=tmp_path)
     texts = ng.record_headline_numbers(results, teacher_table, raw3, raw2, probe_result, students, data, cfg, run)
     numbers = read_results(tmp_path / "01_neurogaze_distill.results.json")["numbers"]
-    for key in ("teacher.val.ccc_valence", "b0.test.accuracy", "b3.test.macro_f1", "full_t1.test.accuracy",
-                "diff.b1_b0.test.macro_f1", "diff.b3_b2.test.macro_f1", "kd_teacher.test.accuracy",
-                "ckplus.b3.present_only.accuracy", "probe.b2_b0.delta_r2"):
+    for key in ("teacher.test.ccc_valence", "teacher.test.ccc_arousal", "b0.test.accuracy", "b0.test.macro_f1",
+                "b1.test.accuracy", "b1.test.macro_f1", "b2.test.accuracy", "b2.test.macro_f1", "b3.test.accuracy",
+                "b3.test.macro_f1", "full_t1.test.accuracy", "diff.b1_b0.test.macro_f1", "diff.b2_b1.test.macro_f1",
+                "diff.b3_b2.test.macro_f1", "kd_teacher.test.accuracy", "ckplus.b3.present_only.accuracy",
+                "probe.b2_b1.delta_r2"):
         assert key in numbers and key in texts, key
     assert numbers["b0.test.accuracy"]["value"] == pytest.approx(100 * raw3["B0"]["accuracy"]["mean"])
     assert numbers["b0.test.accuracy"]["paper"] == 78.22 and numbers["b0.test.accuracy"]["n"] == 40
-    assert texts["teacher.val.ccc_valence"] == "0.300 [0.200, 0.400]"
+    assert texts["teacher.test.ccc_valence"] == "0.300 [0.200, 0.400]"
+    assert "teacher.val.ccc_valence" not in numbers and "probe.b2_b0.delta_r2" not in numbers
     text = ng.findings(texts, teacher_table, banks, raw3, raw2, students, probe_result, cfg, run)
     assert texts["b0.test.macro_f1"] in text and "B3 - B2" in text
     table = ng.deviations(data, students, cfg)
     assert list(table.columns) == ["paper", "here", "why"] and "D-Geo internals" in table.index
+
+
+# ---------------------------------------------------------------- issue 14: fast recipe, splits, apply, probe
+
+
+def test_teacher_split_is_subject_disjoint_three_ways_per_dataset():
+    groups = np.array([f"deap:{s}" for s in range(10) for _ in range(3)] + [f"mahnob:{s}" for s in range(5) for _ in range(2)])
+    dataset = np.array(["deap"] * 30 + ["mahnob"] * 10)
+    fake = type("D", (), {"groups": groups, "dataset": dataset})()
+    cfg = ng.chapter_config("smoke")
+    train, val, test = ng.teacher_split(fake, cfg, seed=0)
+    assert len(train) + len(val) + len(test) == len(groups)
+    sides = [set(groups[i]) for i in (train, val, test)]
+    assert not (sides[0] & sides[1]) and not (sides[0] & sides[2]) and not (sides[1] & sides[2])
+    for name in ("deap", "mahnob"):  # every dataset contributes to every part
+        assert all((dataset[i] == name).any() for i in (train, val, test))
+    with pytest.raises(ConfigError, match="teacher_test_fraction"):
+        ng.chapter_config("smoke", teacher_val_fraction=0.5, teacher_test_fraction=0.5)
+
+
+def test_quick_profile_is_the_fast_recipe_on_all_faces():
+    cfg = ng.chapter_config("quick")
+    assert cfg.recipe == "fast" and cfg.vision_teacher == "fer_teacher" and cfg.image_size == 48
+    assert cfg.train_per_class is None and cfg.warm_start_budget_s and cfg.kd_teacher_budget_s
+    assert cfg.variant_seeds("B0", 0) == (0, 1) and cfg.variant_seeds("B3", 0) == (0, 1)
+    assert cfg.variant_seeds("B1", 0) == (0,) and ng.chapter_config("paper").variant_seeds("B1", 0) == (0, 1, 2)
+    with pytest.raises(ConfigError, match="multi_seed_variants"):
+        ng.chapter_config("smoke", multi_seed_variants=("B9",))
+
+
+def _tiny_data(n_train: int = 64) -> "ng.FaceData":
+    train = _faces(n_train, "train", 0)
+    return ng.FaceData(train=train, val=_faces(32, "valid", 1), test=_faces(40, "test", 2),
+                       cross={"ckplus": _faces(28, "all", 3, drop_neutral=True)}, mean=0.3, std=0.2,
+                       class_weights=ng.mild_class_weights(train.labels, K), notes={}, tag="tiny")
+
+
+def test_warm_start_and_per_variant_seeds(monkeypatch, tmp_path):
+    monkeypatch.setenv("AFFECTLAB_RUNS", str(tmp_path))
+    monkeypatch.setattr(experiments, "_student_model", lambda arch, seed, scale=None: (torch.manual_seed(seed), TinyStudent())[1])
+    run = RunConfig(profile="smoke", data_root=None, seed=0, device=torch.device("cpu"))
+    cfg = ng.chapter_config("smoke", image_size=16, epochs=2, bootstrap_resamples=20, recipe="paper",
+                            vision_teacher="b0", warm_start_budget_s=2.0, n_seeds=2, multi_seed_variants=("B0", "B3"))
+    data = _tiny_data()
+    banks = ng.PrototypeBanks(main=_bank(5), ablation=_bank(7, seed=1))
+    students = ng.train_students(data, banks, cfg, run, variants=("B0", "B1", "B3"), grid_ablation=False)
+    assert set(students.runs) == {("B0", 0), ("B0", 1), ("B1", 0), ("B3", 0), ("B3", 1)}
+    assert students.seeds_of("B1") == (0,) and students.seeds_of("B3") == (0, 1)
+    warm = students.warm_start
+    assert warm is not None and warm.history["steps"].sum() >= 1
+    for result in students.runs.values():  # every student continues from the warm start's weights
+        assert json_key(result)["warm_start"] == warm.config_hash
+    # a variant with one seed against one with two: each is the mean over its own seeds
+    diff = ng.paired_variant_difference(students, "B1", "B0", data.test, data, cfg, run, key="accuracy")
+    _, raw3 = ng.ablation_table(students, data, cfg, run)
+    assert len(raw3["B0"]["accuracy"]["per_seed"]) == 2 and len(raw3["B1"]["accuracy"]["per_seed"]) == 1
+    assert diff.value == pytest.approx(raw3["B1"]["accuracy"]["mean"] - raw3["B0"]["accuracy"]["mean"])
+    assert diff.low <= diff.value <= diff.high
+    spread = ng.seed_spread_table(students, data.test, data, cfg, run)
+    assert spread.loc[(ng.VARIANT_LABELS["B0"], "Acc"), "seeds"] == "0, 1"
+    assert np.isnan(spread.loc[(ng.VARIANT_LABELS["B1"], "Acc"), "range (points)"])
+
+
+def json_key(result) -> dict:
+    import json
+
+    return json.loads((result.run_dir / "config.json").read_text())["key"]
+
+
+def test_dgeo_refuses_a_wall_clock_budget(monkeypatch, tmp_path):
+    monkeypatch.setenv("AFFECTLAB_RUNS", str(tmp_path))
+    monkeypatch.setattr(experiments, "_student_model", lambda arch, seed, scale=None: TinyStudent())
+    monkeypatch.setattr(experiments, "student_train_config",
+                        lambda cfg, seed, **kw: TrainConfig(epochs=1, budget_s=5.0, progress=False, tensorboard=False))
+    run = RunConfig(profile="smoke", data_root=None, seed=0, device=torch.device("cpu"))
+    cfg = ng.chapter_config("smoke", image_size=16, **PAPER_STYLE)
+    with pytest.raises(ConfigError, match="D-Geo's late window needs a known step count"):
+        experiments._train_one_student("B3", 0, _tiny_data(), _bank(5), ng.DGeoParams(0.5, 0.5),
+                                       SimpleNamespace(config_hash="t", model=None), torch.zeros(64, K), cfg, run, "t")
+
+
+def test_predict_faces_loads_a_student_from_its_run_folder(monkeypatch, tmp_path):
+    """Issue 14 item 9: one call, a run folder and any FaceSet -> logits equal to the trained
+    model's, both metric readings, and clear errors for what it cannot read."""
+    monkeypatch.setenv("AFFECTLAB_RUNS", str(tmp_path))
+    run = RunConfig(profile="smoke", data_root=None, seed=0, device=torch.device("cpu"))
+    cfg = ng.chapter_config("smoke", image_size=16, epochs=1, steps_per_epoch=1, batch_size=16, **PAPER_STYLE)
+    data = _tiny_data(32)
+    result = experiments._train_one_student("B0", 0, data, _bank(5), None, None, None, cfg, run, "apply")
+    faces = _faces(28, "all", 3, drop_neutral=True)
+    out = ng.predict_faces(result.run_dir, faces)
+    direct = experiments.student_predictions(result, faces, data, cfg, run).outputs.numpy()
+    np.testing.assert_allclose(out.logits, direct, rtol=1e-5, atol=1e-5)
+    assert out.variant == "B0" and len(out.predicted) == 28 and "neutral" not in out.present
+    truth = faces.labels.numpy()
+    assert out.eight_way["accuracy"] == pytest.approx(float((direct.argmax(1) == truth).mean()))
+    assert set(out.present_only) == {"accuracy", "macro_f1", "balanced_accuracy"}
+    assert out.present_only["accuracy"] >= out.eight_way["accuracy"]  # the arg-max over fewer classes
+    same = ng.predict_faces(result.run_dir.name, faces)  # a folder name under AFFECTLAB_RUNS works too
+    np.testing.assert_allclose(same.logits, out.logits)
+    with pytest.raises(FileNotFoundError, match="not a run folder"):
+        ng.predict_faces(tmp_path / "nowhere", faces)
+    rgb = FaceSet(images=faces.images.repeat(1, 3, 1, 1), labels=faces.labels, class_names=FERPLUS_CLASSES,
+                  name="mine", split="all", source="test")
+    with pytest.raises(ValueError, match="greyscale"):
+        ng.predict_faces(result.run_dir, rgb)
+
+
+def test_probe_compares_b2_with_b1_and_resamples_identities(monkeypatch, tmp_path):
+    """Issue 14 item 5: the known-ground-truth probe's pair is B2 vs B1 (Proto-KD alone) and its
+    CIs resample whole identities."""
+    monkeypatch.setenv("AFFECTLAB_RUNS", str(tmp_path))
+    monkeypatch.setattr(experiments, "_student_model", lambda arch, seed, scale=None: (torch.manual_seed(seed), TinyStudent())[1])
+
+    def with_va(faces: FaceSet, seed: int) -> FaceSet:
+        g = torch.Generator().manual_seed(seed)
+        v = torch.rand(len(faces), generator=g) * 2 - 1
+        return dataclasses.replace(faces, valence=v, arousal=-v, identity=torch.arange(len(faces)) // 4)
+
+    data = _tiny_data()
+    data = dataclasses.replace(data, train=with_va(data.train, 0), val=with_va(data.val, 1), test=with_va(data.test, 2))
+    monkeypatch.setattr(probe, "prepare_faces", lambda run, cfg, generated=False: data)
+    calls = []
+    real_bootstrap = probe.bootstrap_rows
+    monkeypatch.setattr(probe, "bootstrap_rows", lambda *a, **k: calls.append(k.get("clusters")) or real_bootstrap(*a, **k))
+    run = RunConfig(profile="smoke", data_root=None, seed=0, device=torch.device("cpu"))
+    cfg = ng.chapter_config("smoke", image_size=16, bootstrap_resamples=20)  # the fast recipe: the probe drops it
+    result = ng.known_ground_truth_probe(ng.PrototypeBanks(main=_bank(5), ablation=_bank(7, seed=1)), cfg, run)
+    assert set(result.students.variants) == {"B0", "B1", "B2"} and result.students.warm_start is None
+    assert "delta R2 (B2 - B1)" in result.delta.columns and set(result.delta["CI resamples"]) == {"identities"}
+    assert set(result.table["variant"]) == {ng.VARIANT_LABELS["B1"], ng.VARIANT_LABELS["B2"]}
+    identity_clusters = np.unique(data.test.identity.numpy(), return_inverse=True)[1]
+    assert calls and all(c is not None and np.array_equal(c, identity_clusters) for c in calls)
+    assert "B1" in result.verdict or "B2 and B1" in result.verdict
+
+
+def test_sec53_sweep_scores_on_validation_and_reuses_b3(monkeypatch, tmp_path):
+    monkeypatch.setenv("AFFECTLAB_RUNS", str(tmp_path))
+    monkeypatch.setattr(experiments, "_student_model", lambda arch, seed, scale=None: (torch.manual_seed(seed), TinyStudent())[1])
+    run = RunConfig(profile="smoke", data_root=None, seed=0, device=torch.device("cpu"))
+    cfg = ng.chapter_config("smoke", image_size=16, epochs=2, bootstrap_resamples=20, **PAPER_STYLE,
+                            sweep_proto_weights=(0.0, 0.12), sweep_dgeo_early=True)
+    data = _tiny_data()
+    banks = ng.PrototypeBanks(main=_bank(5), ablation=_bank(7, seed=1))
+    students = ng.train_students(data, banks, cfg, run, variants=("B0", "B3"), grid_ablation=False)
+    sweep = ng.sec53_sweep(students, data, banks, cfg, run)
+    assert list(sweep.index) == ["lambda_proto = 0, D-Geo late", "lambda_proto = 0.12, D-Geo late",
+                                 "lambda_proto = 0.12, D-Geo from epoch 0"]
+    assert sweep.loc["lambda_proto = 0.12, D-Geo late", "run"] == students.runs[("B3", 0)].run_dir.name
+    assert sweep["run"].nunique() == 3
+    early = json_key(SimpleNamespace(run_dir=tmp_path / sweep.iloc[2]["run"]))
+    assert early["dgeo"]["window"] == [0.0, 40.0] and early["proto"]["weight"] == 0.12
+    zero = json_key(SimpleNamespace(run_dir=tmp_path / sweep.iloc[0]["run"]))
+    assert zero["proto"]["weight"] == 0.0
+    best = students.runs[("B3", 0)]
+    assert sweep.iloc[1]["val macro-F1 (%)"] == pytest.approx(100 * best.best_value)
+
+
+def test_generated_teacher_eeg_is_forced_even_with_a_data_root(monkeypatch, tmp_path):
+    """Issue 14 item 4: the generated-EEG bank must come from the planted sets even when
+    AFFECTLAB_DATA (or the run) names a data root that holds real EEG."""
+    from affectlab.chapters.neurogaze import data as ng_data
+
+    monkeypatch.setattr(ng_data, "load_chapter_set",
+                        lambda name, run, split=None: (_ for _ in ()).throw(AssertionError("read the data root")))
+    run = RunConfig(profile="smoke", data_root=tmp_path, seed=0, device=torch.device("cpu"))
+    sets = ng.load_teacher_eeg(run, generated=True)
+    assert set(sets) <= {"deap", "mahnob_hci"} and sets
+    for eeg, note in sets.values():
+        assert eeg.source.startswith("generated") and "forced" in note

@@ -17,6 +17,7 @@ Reading order (one module per concern):
 7. :mod:`.figures`: Figs. 4-7 (Fig. 3 is :func:`affectlab.plots.topomap_grid_figure`).
 8. :mod:`.artifacts`: Sec. 7 / Table 1 artefacts with SHA-256 sums.
 9. :mod:`.report`: recorded headline numbers, findings, deviations.
+   :mod:`.apply`: :func:`predict_faces`, a trained student on your own faces.
 10. :mod:`.dry_run`: :func:`paper_dry_run`, the paper profile on a handful of items.
 
 Every training goes through :func:`affectlab.train.fit` (train-or-load: a rerun with the same data
@@ -25,6 +26,7 @@ and configuration loads the finished run from ``AFFECTLAB_RUNS``).
 
 from affectlab.data.taxonomy import FERPLUS_CLASSES
 
+from .apply import StudentPrediction, load_student, predict_faces
 from .artifacts import write_artifacts
 from .config import (
     CHAPTER,
@@ -57,8 +59,11 @@ from .experiments import (
     PrototypeBanks,
     StudentRuns,
     TeacherRun,
+    generated_eeg_bank,
     prototype_banks,
+    sec53_sweep,
     student_predictions,
+    teacher_split,
     train_eeg_teacher,
     train_students,
 )
@@ -70,7 +75,14 @@ from .figures import (
     teacher_curves_figure,
 )
 from .probe import ProbeResult, known_ground_truth_probe, probe_verdict
-from .report import deviations, findings, kd_loss_share, probe_verdict_text, record_headline_numbers
+from .report import (
+    deviations,
+    findings,
+    kd_loss_share,
+    probe_verdict_text,
+    record_generated_bank,
+    record_headline_numbers,
+)
 from .tables import (
     ablation_table,
     bank_coverage_table,
@@ -79,6 +91,7 @@ from .tables import (
     feature_geometry_table,
     grid_ablation_table,
     paired_variant_difference,
+    seed_spread_table,
     teacher_scores,
 )
 from .terms import variant_terms
@@ -113,10 +126,12 @@ __all__ = [
     "teacher_scores",
     "PrototypeBanks",
     "prototype_banks",
+    "generated_eeg_bank",
     "bank_coverage_table",
     "StudentRuns",
     "train_students",
     "student_predictions",
+    "sec53_sweep",
     "baseline_scores",
     "ablation_table",
     "cross_dataset_table",
@@ -137,5 +152,11 @@ __all__ = [
     "deviations",
     "kd_loss_share",
     "probe_verdict_text",
+    "record_generated_bank",
     "paper_dry_run",
+    "teacher_split",
+    "seed_spread_table",
+    "StudentPrediction",
+    "load_student",
+    "predict_faces",
 ]

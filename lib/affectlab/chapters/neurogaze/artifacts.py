@@ -59,6 +59,7 @@ def write_artifacts(banks: PrototypeBanks, students: StudentRuns, metrics_by_dat
         "dgeo_chosen": dataclasses.asdict(students.dgeo), "bank_sha256": banks.main["sha256"],
         "runs": {f"{v}-s{s}": r.config_hash for (v, s), r in students.runs.items()},
         "vision_teacher": students.vision_teacher.config_hash,
+        "warm_start": None if students.warm_start is None else students.warm_start.config_hash,
     }
     fp_path = out / "ablation_fingerprint.json"
     write_text_atomic(fp_path, json.dumps(_jsonable(fingerprint), indent=2, sort_keys=True) + "\n")
@@ -77,6 +78,8 @@ def write_artifacts(banks: PrototypeBanks, students: StudentRuns, metrics_by_dat
     for seed, result in students.noise.items():
         checkpoints.setdefault(result.best_path, f"student B0 seed {seed}, run-to-run spread (best)")
     checkpoints.setdefault(students.vision_teacher.best_path, "vision KD teacher (best)")
+    if students.warm_start is not None:
+        checkpoints.setdefault(students.warm_start.best_path, "shared CE warm start of every student (best)")
     files.extend((label, path) for path, label in checkpoints.items() if path is not None)
     rows, lines = [], []
     for label, path in files:

@@ -133,6 +133,25 @@ class ChapterConfig:
     ``dgeo_alpha_candidates`` ((alpha_var, alpha_mar) pairs) at the best (sigma_max, m); an empty
     tuple keeps alpha_var = alpha_mar = 1.
 
+    Fast recipe (``recipe="fast"``, the quick profile; issue 13/14): the KD teacher is the shared
+    :func:`affectlab.fer_teacher.train_or_load_fer_teacher` (``vision_teacher="fer_teacher"``,
+    ``kd_teacher_budget_s`` seconds, trained once, logits cached); every student starts from one
+    shared CE warm start (B0's recipe under :func:`affectlab.train.fer_recipe` for
+    ``warm_start_budget_s`` seconds, None = no warm start), then each variant runs its own
+    fixed-length schedule (``epochs`` x ``steps_per_epoch`` optimiser steps, lr ``lr``, cosine with a
+    ``warmup_fraction`` warm-up), over which D-Geo's late window is laid: with a known step count the
+    ramp is exact, which a wall-clock budget (planned steps) would not give.
+    ``multi_seed_variants`` (None = all) are the variants trained at every seed of
+    :meth:`seeds`; the others at the first seed only. ``grid_ablation`` trains the 7x7 B2.
+
+    EEG teacher splits: ``teacher_val_fraction`` and ``teacher_test_fraction`` of the subjects of
+    each dataset (subject-disjoint): validation chooses the checkpoint and builds the bank
+    (Algorithm 1), test scores CCC; ``teacher_null`` also trains the teacher on shuffled V/A.
+
+    Sec. 5.3 sweep on FERPlus validation (:func:`~.experiments.sec53_sweep`): B3 with each Proto-KD
+    weight of ``sweep_proto_weights`` and, with ``sweep_dgeo_early``, D-Geo from epoch 0 (empty /
+    False = not run; the paper profile runs the paper's {0, 0.10, 0.12, 0.15} and both schedules).
+
     ``amp`` is the trainer's mixed-precision mode for every network ("auto": bf16/fp16 on a GPU,
     CPU bf16 only where it measures faster; the paper dry run uses "off" on the CPU).
 
@@ -195,6 +214,16 @@ class ChapterConfig:
     dgeo_alpha_candidates: tuple[tuple[float, float], ...] = ()
     noise_seeds: int = 0
     amp: str = "auto"
+    recipe: str = "paper"
+    kd_teacher_budget_s: float = 480.0
+    warm_start_budget_s: float | None = None
+    warmup_fraction: float = 0.0
+    multi_seed_variants: tuple[str, ...] | None = None
+    grid_ablation: bool = True
+    teacher_test_fraction: float = 0.2
+    teacher_null: bool = True
+    sweep_proto_weights: tuple[float, ...] = ()
+    sweep_dgeo_early: bool = False
     # analysis
     bootstrap_resamples: int = 1000
     probe_epochs: int = 6
@@ -218,7 +247,18 @@ class ChapterConfig:
                       "dgeo_alpha_candidates", "a tuple of (alpha_var, alpha_mar) pairs of numbers >= 0")
         check.one_of("kd_source", ("cached", "live"))
         check.one_of("amp", AMP_MODES)
-        check.one_of("vision_teacher", ("soft", "b0"))
+        check.one_of("vision_teacher", ("soft", "b0", "fer_teacher"))
+        check.one_of("recipe", ("paper", "fast"))
+        check.require(is_number(self.kd_teacher_budget_s) and self.kd_teacher_budget_s > 0, "kd_teacher_budget_s",
+                      "a number of seconds > 0")
+        check.require(self.warm_start_budget_s is None or (is_number(self.warm_start_budget_s)
+                                                           and self.warm_start_budget_s > 0),
+                      "warm_start_budget_s", "a number of seconds > 0, or None (no warm start)")
+        check.require(is_number(self.warmup_fraction) and 0 <= self.warmup_fraction < 1, "warmup_fraction", "in [0, 1)")
+        check.require(self.multi_seed_variants is None or all(v in VARIANTS for v in self.multi_seed_variants),
+                      "multi_seed_variants", f"None or a tuple of {VARIANTS}")
+        check.require(0 < self.teacher_test_fraction < 1 and self.teacher_val_fraction + self.teacher_test_fraction < 1,
+                      "teacher_test_fraction", "in (0, 1) with teacher_val_fraction + teacher_test_fraction < 1")
         check.require(all(c in FERPLUS_CLASSES for c in self.positive_classes), "positive_classes",
                       f"FERPlus class names {FERPLUS_CLASSES}")
         check.require(bool(self.dgeo_candidates), "dgeo_candidates", "a non-empty tuple of DGeoParams")
@@ -230,6 +270,14 @@ class ChapterConfig:
         """The seeds of the multi-seed runs: ``first, first + 1, ...`` (``n_seeds`` of them)."""
         return tuple(first + i for i in range(self.n_seeds))
 
+    def variant_seeds(self, variant: str, first: int) -> tuple[int, ...]:
+        """The seeds ``variant`` is trained at: all of :meth:`seeds` when it is one of
+        ``multi_seed_variants`` (or that is None), else the first seed only."""
+        seeds = self.seeds(first)
+        if self.multi_seed_variants is None or variant in self.multi_seed_variants:
+            return seeds
+        return seeds[:1]
+
     def geo_window(self) -> tuple[float, float]:
         """D-Geo's ramp window in this run's epochs (the paper's 20 -> 60 of 100, scaled)."""
         scale = self.epochs / self.geo_paper_epochs
@@ -240,7 +288,20 @@ def chapter_config(profile: str, **overrides: Any) -> ChapterConfig:
     """The chapter's sizes for ``profile``; ``overrides`` replace single fields (for tests).
 
     - smoke: tiny FERPlus subsets, one short epoch per model, one seed: proves every cell runs.
-    - quick: this 2-core CPU, budgeted for <= 15 minutes. Measured on this machine: one ResNet-18
+    - quick: this 2-core CPU, budgeted for <= 30 minutes on real data (issue 14), with the fast FER
+      recipe (issue 13) on *all* FERPlus training images at 48 px: the shared FERPlus teacher
+      (:mod:`affectlab.fer_teacher`, 420 s, trained once and loaded on reruns) is the KD teacher;
+      one shared CE warm start (240 s) initialises every student; then B0, B1, B2, B3 and Full each
+      run 80 optimiser steps of their own objective (2 epochs of 40 steps, lr 5e-4, cosine after a
+      10% warm-up; D-Geo's window is epochs 0.4 -> 1.2 of these 2), B0 and B3 at two seeds (the
+      second seed changes the continuation's data order and augmentation, not the warm start).
+      One D-Geo candidate (no selection), no 7x7 B2 on FERPlus (the real V/A targets take ~9
+      distinct points, so 5x5 and 7x7 banks cannot differ in sparsity there), EEG teacher 12
+      epochs plus its shuffled-label null and the generated-EEG teacher, t-SNE only for Fig. 6, no
+      Sec. 5.3 sweep. Estimated (not yet measured on the real data; fp32 at issue 13's ~160
+      images/s): teacher 7 + warm start 4 + 7 continuations x ~1.3 + EEG teachers ~2 + probe ~2 +
+      predictions, bootstrap and t-SNE ~4 = ~28 minutes; less where bf16 autocast is chosen.
+    - quick (before issue 14), for the record: budgeted for <= 15 minutes. Measured on this machine: one ResNet-18
       epoch at 32 px, batch 64, costs ~4 ms per image (8 s for 1,736 images; 12.5 s for the 3,236
       used here); 48 px costs ~2.3x as much per image. The EEG teacher takes ~1 min and tables,
       embeddings and the probe ~4 min. The chapter trains 8 FERPlus students (B0, B1, B2, two B3
@@ -262,17 +323,21 @@ def chapter_config(profile: str, **overrides: Any) -> ChapterConfig:
         "smoke": dict(n_seeds=1, teacher_epochs=1, train_per_class=8, val_size=32, test_size=64, cross_size=64,
                       epochs=1, batch_size=16, lr=1e-3, steps_per_epoch=2, teacher_steps_per_epoch=2,
                       dgeo_candidates=two[:1], embedding_points=64, embedding_methods=("pca",),
-                      bootstrap_resamples=50, probe_epochs=1, topomap_size=24, vision_teacher="b0"),
-        "quick": dict(n_seeds=1, teacher_epochs=20, train_per_class=500, val_size=600, test_size=None, epochs=4,
-                      lr=1e-3, batch_size=64, image_size=32,
-                      dgeo_candidates=two, embedding_points=500, embedding_methods=("tsne", "umap"),
-                      probe_epochs=6, vision_teacher="b0", noise_seeds=1),
+                      bootstrap_resamples=50, probe_epochs=1, topomap_size=24, recipe="fast",
+                      vision_teacher="fer_teacher", kd_teacher_budget_s=4.0, warm_start_budget_s=3.0,
+                      sweep_proto_weights=(0.0,), sweep_dgeo_early=True),
+        "quick": dict(n_seeds=2, multi_seed_variants=("B0", "B3"), teacher_epochs=12, train_per_class=None,
+                      val_size=None, test_size=None, recipe="fast", vision_teacher="fer_teacher",
+                      kd_teacher_budget_s=420.0, warm_start_budget_s=240.0, epochs=2, steps_per_epoch=40,
+                      lr=5e-4, warmup_fraction=0.1, batch_size=128, image_size=48, crop_padding=4, jitter=0.0,
+                      channels_last=True, dgeo_candidates=two[:1], grid_ablation=False, embedding_points=500,
+                      embedding_methods=("tsne",), probe_epochs=6),
         "paper": dict(n_seeds=3, teacher_epochs=100, train_per_class=None, val_size=None, test_size=None,
                       epochs=100, dgeo_candidates=grid, dgeo_alpha_candidates=((2.0, 0.5), (0.5, 2.0)),
                       embedding_points=3000,
                       embedding_methods=("tsne", "umap"), image_size=224, arch="resnet50",
                       vision_teacher_arch="resnet50", channels_last=True, kd_source="live", probe_epochs=30,
-                      ablation_seeds=3),
+                      ablation_seeds=3, sweep_proto_weights=(0.0, 0.10, 0.12, 0.15), sweep_dgeo_early=True),
     }
     return profile_config(ChapterConfig, profile, table, overrides)
 
@@ -280,6 +345,7 @@ def chapter_config(profile: str, **overrides: Any) -> ChapterConfig:
 def student_train_config(cfg: ChapterConfig, seed: int, **changes: Any) -> TrainConfig:
     """The student recipe of Sec. 4.4 / App. A.3 as a :class:`TrainConfig` (progress bars off)."""
     base = dict(epochs=cfg.epochs, lr=cfg.lr, weight_decay=cfg.weight_decay, schedule="cosine",
+                warmup_fraction=cfg.warmup_fraction,
                 grad_clip=cfg.grad_clip, label_smoothing=cfg.label_smoothing, channels_last=cfg.channels_last,
                 steps_per_epoch=cfg.steps_per_epoch, seed=seed, amp=cfg.amp, progress=False, tensorboard=True)
     base.update(changes)

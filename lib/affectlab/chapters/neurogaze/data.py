@@ -68,17 +68,24 @@ def load_chapter_set(name: str, run: RunConfig, split: str | None = None) -> tup
     return loaded, note
 
 
-def load_teacher_eeg(run: RunConfig) -> dict[str, tuple[EEGSet, str]]:
+def load_teacher_eeg(run: RunConfig, generated: bool = False) -> dict[str, tuple[EEGSet, str]]:
     """The teacher's EEG (Sec. 3.1): DEAP and MAHNOB-HCI band-power features from the data root.
 
     The paper uses DREAMER with MAHNOB-HCI; we have DEAP's and MAHNOB-HCI's released feature files
     (5 bands x 32 electrodes). Without a data root both are the generated band-power set; when
-    both names give the same generated set, it is used once. Returns ``{name: (EEGSet, note)}``.
+    both names give the same generated set, it is used once. ``generated=True`` forces the
+    embedded generated sets (continuous V/A planted per trial) even when a data root (argument or
+    ``AFFECTLAB_DATA``) holds the real files. Returns ``{name: (EEGSet, note)}``.
     """
+    from affectlab.data.generate import embedded
+
     out: dict[str, tuple[EEGSet, str]] = {}
     seen_sources: set[str] = set()
     for name in ("deap", "mahnob_hci"):
-        eeg, note = load_chapter_set(name, run)
+        if generated:
+            eeg, note = embedded(name, "all"), "embedded generated set (forced: planted continuous V/A)"
+        else:
+            eeg, note = load_chapter_set(name, run)
         if not isinstance(eeg, EEGSet) or eeg.kind != "band_power":
             raise TypeError(f"{name}: expected band-power EEG features, got {type(eeg).__name__}")
         if eeg.source in seen_sources:

@@ -32,6 +32,7 @@ __all__ = [
     "grid_ablation_table",
     "feature_geometry_table",
     "paired_variant_difference",
+    "seed_spread_table",
 ]
 
 
@@ -45,26 +46,40 @@ def bootstrap_rows(fn: Callable[[np.ndarray], float], n: int, resamples: int, se
 
 
 def teacher_scores(teacher: TeacherRun, data: TeacherData, cfg: ChapterConfig) -> pd.DataFrame:
-    """CCC of the teacher's validation V/A per axis and dataset, with 95% cluster-bootstrap CIs:
-    each resample draws whole validation *subjects* with replacement (``cfg.bootstrap_resamples``
-    of them), because trials of one subject are not independent. A set with a single validation
-    subject falls back to resampling trials (the "CI resamples" column says which)."""
+    """CCC of the teacher's V/A on the held-out *test* subjects (its checkpoint was chosen on
+    separate validation subjects) per axis and dataset, with 95% cluster-bootstrap CIs: each
+    resample draws whole test *subjects* with replacement (``cfg.bootstrap_resamples``), because
+    trials of one subject are not independent. A set with a single test subject falls back to
+    resampling trials (the "CI resamples" column says which). With a shuffled-label null
+    (``teacher.null_test_pred``) each row also gives the null teacher's CCC on the same trials and
+    the paired difference (teacher - null) with its subject-bootstrap CI."""
+    if teacher.test_pred is None or teacher.test_va is None:
+        raise ValueError("teacher_scores: the TeacherRun has no test-subject predictions (train_eeg_teacher gives them)")
     rows = []
-    val_dataset = data.dataset[teacher.val_idx]
-    val_groups = data.groups[teacher.val_idx]
-    for name in ["all", *dict.fromkeys(val_dataset.tolist())]:
-        sel = np.ones(len(val_dataset), bool) if name == "all" else val_dataset == name
-        true, pred, groups = teacher.val_va[sel], teacher.val_pred[sel], val_groups[sel]
+    test_dataset = data.dataset[teacher.test_idx]
+    test_groups = data.groups[teacher.test_idx]
+    for name in ["all", *dict.fromkeys(test_dataset.tolist())]:
+        sel = np.ones(len(test_dataset), bool) if name == "all" else test_dataset == name
+        true, pred, groups = teacher.test_va[sel], teacher.test_pred[sel], test_groups[sel]
+        null = None if teacher.null_test_pred is None else teacher.null_test_pred[sel]
         n_subjects = len(set(groups.tolist()))
         clusters = np.unique(groups, return_inverse=True)[1] if n_subjects >= 2 else None
         for axis, label in enumerate(("valence", "arousal")):
             point, low, high = bootstrap_rows(
                 lambda idx: metrics.ccc(true[idx, axis], pred[idx, axis]), int(sel.sum()),
                 cfg.bootstrap_resamples, seed=0, clusters=clusters)
-            rows.append({"validation set": name, "axis": label, "trials": int(sel.sum()),
-                         "subjects": n_subjects, "CCC": point, "CCC 95% CI": f"[{low:.3f}, {high:.3f}]",
-                         "CI low": low, "CI high": high,
-                         "CI resamples": "subjects" if clusters is not None else "trials (1 subject)"})
+            row = {"test set": name, "axis": label, "trials": int(sel.sum()),
+                   "subjects": n_subjects, "CCC": point, "CCC 95% CI": f"[{low:.3f}, {high:.3f}]",
+                   "CI low": low, "CI high": high,
+                   "CI resamples": "subjects" if clusters is not None else "trials (1 subject)"}
+            if null is not None:
+                row["null CCC (shuffled V/A)"] = metrics.ccc(true[:, axis], null[:, axis])
+                d, d_low, d_high = bootstrap_rows(
+                    lambda idx: metrics.ccc(true[idx, axis], pred[idx, axis]) - metrics.ccc(true[idx, axis], null[idx, axis]),
+                    int(sel.sum()), cfg.bootstrap_resamples, seed=0, clusters=clusters)
+                row["CCC - null"] = f"{d:+.3f} [{d_low:+.3f}, {d_high:+.3f}]"
+                row["above null"] = bool(d_low > 0)
+            rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -130,7 +145,7 @@ def _fmt(m: Mapping[str, float]) -> str:
 def _collect(students: StudentRuns, variant: str, faces: FaceSet, data: FaceData, cfg: ChapterConfig,
              run: RunConfig) -> tuple[np.ndarray, list[np.ndarray]]:
     students.require(variant)
-    preds = [student_predictions(students.runs[(variant, s)], faces, data, cfg, run) for s in students.seeds]
+    preds = [student_predictions(students.runs[(variant, s)], faces, data, cfg, run) for s in students.seeds_of(variant)]
     return preds[0].labels.numpy(), [p.outputs.numpy() for p in preds]
 
 
@@ -283,7 +298,7 @@ def feature_geometry_table(students: StudentRuns, faces: FaceSet, data: FaceData
     rows = []
     for variant in students.variants:
         values: dict[str, list[float]] = {}
-        for seed in students.seeds:
+        for seed in students.seeds_of(variant):
             pred = student_predictions(students.runs[(variant, seed)], faces, data, cfg, run)
             f, y = pred.features.numpy().astype(np.float64), pred.labels.numpy()
             classes = [c for c in np.unique(y) if (y == c).sum() >= 2]
@@ -301,21 +316,41 @@ def feature_geometry_table(students: StudentRuns, faces: FaceSet, data: FaceData
 
 def paired_variant_difference(students: StudentRuns, a: str, b: str, faces: FaceSet, data: FaceData,
                               cfg: ChapterConfig, run: RunConfig, key: str = "macro_f1") -> stats.Estimate:
-    """``metric(a) - metric(b)`` on the same ``faces`` (8-way, fraction; mean over the seeds both
-    variants share) with a paired 95% stratified-bootstrap CI (:func:`affectlab.stats.paired_difference`,
-    App. A.1): both variants are scored on the same resampled images each time."""
+    """``metric(a) - metric(b)`` on the same ``faces`` (8-way, fraction; each variant's metric is
+    the mean over the seeds it was trained at) with a paired 95% stratified-bootstrap CI
+    (:func:`affectlab.stats.paired_difference`, App. A.1): both variants are scored on the same
+    resampled images each time. The CI covers test sampling; the seed spread is shown beside it
+    (:func:`seed_spread_table`)."""
     if key not in METRIC_NAMES:
         raise ValueError(f"parameter key must be one of {tuple(METRIC_NAMES)}; got {key!r}")
     true_a, scores_a = _collect(students, a, faces, data, cfg, run)
     _, scores_b = _collect(students, b, faces, data, cfg, run)
     k = scores_a[0].shape[1]
-    n_seeds = len(scores_a)
+    width = max(len(scores_a), len(scores_b))
 
     def seed_mean(t: np.ndarray, flat: np.ndarray) -> float:
+        n_seeds = int(np.isfinite(flat[0]).sum()) // k  # padded columns (a variant with fewer seeds) are NaN
         return float(np.mean([_eight_way(t, flat[:, s * k:(s + 1) * k], key) for s in range(n_seeds)]))
 
     def flat(scores: Sequence[np.ndarray]) -> np.ndarray:
-        return np.stack(scores).transpose(1, 0, 2).reshape(len(true_a), -1)
+        padded = list(scores) + [np.full_like(scores[0], np.nan)] * (width - len(scores))
+        return np.stack(padded).transpose(1, 0, 2).reshape(len(true_a), -1)
 
     return stats.paired_difference(seed_mean, true_a, flat(scores_a), flat(scores_b),
                                    n_resamples=cfg.bootstrap_resamples, seed=0)
+
+
+def seed_spread_table(students: StudentRuns, faces: FaceSet, data: FaceData, cfg: ChapterConfig,
+                      run: RunConfig) -> pd.DataFrame:
+    """The run-to-run spread the bootstrap CIs do not cover: 8-way accuracy and macro-F1 (%) of
+    every variant at each seed it was trained at on ``faces``, with the range over seeds."""
+    rows = []
+    for variant in students.variants:
+        true, scores = _collect(students, variant, faces, data, cfg, run)
+        for key in ("accuracy", "macro_f1"):
+            values = [100 * _eight_way(true, s, key) for s in scores]
+            rows.append({"variant": VARIANT_LABELS[variant], "metric": METRIC_NAMES[key],
+                         "seeds": ", ".join(map(str, students.seeds_of(variant))),
+                         "per seed (%)": ", ".join(f"{v:.2f}" for v in values),
+                         "range (points)": float(max(values) - min(values)) if len(values) > 1 else float("nan")})
+    return pd.DataFrame(rows).set_index(["variant", "metric"])

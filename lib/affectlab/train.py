@@ -652,7 +652,6 @@ def probe_cpu_bf16(model: nn.Module, example_input: torch.Tensor, task: str = "c
     ``use_bf16`` when >= :data:`AMP_PROBE_MIN_SPEEDUP`). Cached per process by model parameter
     shapes, input shape, memory format and thread count.
     """
-    example_input = example_input[:AMP_PROBE_MAX_ITEMS]
     key = (_model_signature(model)["shapes_sha256"], tuple(example_input.shape), channels_last,
            torch.get_num_threads(), task)
     if key in _AMP_PROBES:
@@ -685,9 +684,6 @@ def probe_cpu_bf16(model: nn.Module, example_input: torch.Tensor, task: str = "c
     _AMP_PROBES[key] = result
     _store_amp_probe(key, result)
     return result
-
-
-AMP_PROBE_MAX_ITEMS = 32  # the probe times a slice of the batch: per-item cost decides, not batch size
 
 
 def _amp_probe_file() -> Path:

@@ -8,6 +8,7 @@ keeps matplotlib's inline backend, and ``environment.yml`` installs the package 
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import shutil
 import subprocess
@@ -44,7 +45,10 @@ def lab_root(command: str) -> Path:
 
 def test_make_lab_does_not_force_agg():
     assert "MPLBACKEND" not in make_lab_command()
-    result = subprocess.run(["make", "-s", "-p", "-n", "-o", STAMP, "lab"], cwd=REPO, capture_output=True, text=True)
+    # make test itself exports MPLBACKEND=Agg to its recipes: read the Makefile without that environment
+    env = {k: v for k, v in os.environ.items() if k not in ("MPLBACKEND", "MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    result = subprocess.run(["make", "-s", "-p", "-n", "-o", STAMP, "lab"], cwd=REPO, capture_output=True, text=True,
+                            env=env)
     exported = [line for line in result.stdout.splitlines() if re.match(r"^(export )?MPLBACKEND :?= *Agg", line)]
     assert exported == [], "MPLBACKEND=Agg is set globally; scope it to the batch targets"
 

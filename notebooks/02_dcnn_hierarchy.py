@@ -56,7 +56,6 @@ from IPython.display import Markdown, display
 from affectlab import plots
 from affectlab.chapters import hierarchy as dh
 from affectlab.config import resolve_run
-from affectlab.data import FERPLUS_CLASSES
 from affectlab.reporting import ResultsRecorder
 
 started = time.perf_counter()
@@ -198,10 +197,9 @@ study1 = {key: dh.study1_umaps(codes[("NN1", key)], probes[key], cfg, seed=run.s
 method = cfg.embedding.upper()
 for key, study in study1.items():
     p = probes[key]
-    names = p.faces.identity_names if p.n_subjects <= 12 else None
     display(dh.embedding_grid_figure(
         study.embeddings,
-        {"identity": (p.faces.identity.numpy(), names), "expression": (p.faces.labels.numpy(), FERPLUS_CLASSES)},
+        dh.probe_colourings(p),
         title=f"Fig. 2a-c: {method} of NN1 layers on {p.title} ({len(p.faces)} faces, {p.n_subjects} subjects), "
               f"seed {run.seed}",
         axis_names=(f"{method}1", f"{method}2")))
@@ -239,10 +237,9 @@ study2s = {key: dh.study2_identity_dominance(probes[key], codes[("NN3", key)], c
 study2 = study2s["disfa_gen"]
 for key, st in study2s.items():
     p = probes[key]
-    names = p.faces.identity_names if p.n_subjects <= 12 else None
     display(dh.embedding_grid_figure(
         st.embeddings,
-        {"identity": (p.faces.identity.numpy(), names), "expression": (p.faces.labels.numpy(), FERPLUS_CLASSES)},
+        dh.probe_colourings(p),
         title=f"Fig. 3: pixels and untrained NN3 on {p.title} ({len(p.faces)} faces, {p.n_subjects} subjects), "
               f"seed {run.seed}",
         axis_names=(f"{method}1", f"{method}2")))

@@ -867,3 +867,13 @@ def test_students_count_as_trained_only_from_chapter_01s_recorded_accuracy(tmp_p
     marked = dh.learned_students(runs, accuracies)
     assert list(marked["counts as trained"]) == [True, False, None]
     assert marked["test accuracy (%)"].iloc[0] == 74.0 and np.isnan(marked["test accuracy (%)"].iloc[2])
+
+
+def test_probe_colourings_name_identities_only_when_few():
+    few = planted_probe(n_ids=4)
+    colourings = dh.probe_colourings(few)
+    assert list(colourings) == ["identity", "expression"]
+    assert colourings["identity"][1] == ("P0", "P1", "P2", "P3")
+    assert np.array_equal(colourings["expression"][0], few.faces.labels.numpy())
+    assert colourings["expression"][1] == FERPLUS_CLASSES
+    assert dh.probe_colourings(planted_probe(n_ids=13))["identity"][1] is None

@@ -57,6 +57,7 @@ from .experiments import (
 )
 from .figures import (
     embedding_grid_figure,
+    probe_colourings,
     face_strip_figure,
     generated_faces_figure,
     gradcam_figure,
@@ -138,7 +139,7 @@ __all__ = [
     "cluster_r_ci", "fisher_ci", "gradcam_examples", "gradcam_region_table", "identity_studies",
     "present_only_accuracy", "probe_networks", "study1_umaps", "study2_identity_dominance",
     "study4_penultimate", "u_shape_test",
-    "embedding_grid_figure", "face_strip_figure", "generated_faces_figure", "gradcam_figure", "layer_profile_figure",
+    "embedding_grid_figure", "probe_colourings", "face_strip_figure", "generated_faces_figure", "gradcam_figure", "layer_profile_figure",
     "penultimate_figure", "prediction_map_figure", "silhouette_roles_figure", "three_stage_figure",
     "LayerCodes", "half_max_depth", "layer_codes", "layer_profile", "partial_r2", "planted_factor_codes",
     "principal_components", "va_partial_predictions", "va_partial_r2_ci",

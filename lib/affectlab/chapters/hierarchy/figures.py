@@ -48,6 +48,14 @@ def _scatter_by_label(ax: Any, xy: np.ndarray, labels: np.ndarray, names: Sequen
         ax.legend(fontsize=7, markerscale=2, loc="best", frameon=False)
 
 
+def probe_colourings(probe: ProbeSet, max_named_identities: int = 12) -> dict[str, tuple[np.ndarray, Sequence[str] | None]]:
+    """The two colourings of every embedding figure in Studies 1-2 (Figs. 2-3): by identity (named in
+    the legend when there are at most ``max_named_identities``) and by expression (FERPlus names)."""
+    names = probe.faces.identity_names if probe.n_subjects <= max_named_identities else None
+    return {"identity": (probe.faces.identity.numpy(), names),
+            "expression": (probe.faces.labels.numpy(), FERPLUS_CLASSES)}
+
+
 def embedding_grid_figure(embeddings: Mapping[str, np.ndarray], colourings: Mapping[str, tuple[np.ndarray, Sequence[str] | None]],
                           title: str, axis_names: tuple[str, str] = ("UMAP1", "UMAP2"),
                           subtitles: Mapping[str, str] | None = None) -> Figure:

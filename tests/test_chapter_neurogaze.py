@@ -617,3 +617,28 @@ def test_generated_teacher_eeg_is_forced_even_with_a_data_root(monkeypatch, tmp_
     assert set(sets) <= {"deap", "mahnob_hci"} and sets
     for eeg, note in sets.values():
         assert eeg.source.startswith("generated") and "forced" in note
+
+
+def test_continuous_grid_ablation_reuses_the_probe_b2_and_adds_the_fine_grid(monkeypatch, tmp_path):
+    """Issue 14 item 6: the grid ablation on the continuous-V/A bank compares B2 with the main grid
+    (the probe's own B2 run, loaded) against B2 with the ablation grid, on the generated faces."""
+    monkeypatch.setenv("AFFECTLAB_RUNS", str(tmp_path))
+    monkeypatch.setattr(experiments, "_student_model", lambda arch, seed, scale=None: (torch.manual_seed(seed), TinyStudent())[1])
+    data = _tiny_data()
+    monkeypatch.setattr(probe, "prepare_faces", lambda run, cfg, generated=False: data)
+    run = RunConfig(profile="smoke", data_root=None, seed=0, device=torch.device("cpu"))
+    cfg = ng.chapter_config("smoke", image_size=16, bootstrap_resamples=20)
+    fine = _bank(7, seed=1)
+    fine["coverage"] = np.eye(7, dtype=int)  # continuous V/A: a finer grid leaves cells empty
+    banks = ng.PrototypeBanks(main=_bank(5), ablation=fine)
+    probe_students = probe.train_students(data, banks, ng.probe_config(cfg), run, variants=("B0", "B1", "B2"),
+                                          prefix="ch01-probe", select_dgeo=False, grid_ablation=False)
+    before = {p.name for p in tmp_path.iterdir()}
+    table = ng.continuous_grid_ablation(banks, cfg, run)
+    new = {p.name for p in tmp_path.iterdir()} - before
+    assert list(table.index) == ["5x5", "7x7"]
+    assert table.loc["5x5", "empty bins"] == 0 and table.loc["7x7", "empty bins"] == 42
+    assert table.loc["7x7", "occupied bins"] == 7 and table.loc["5x5", "occupied bins"] == 25
+    assert len(new) == 1 and next(iter(new)).startswith("ch01-probe-B2-g7")  # only the fine-grid B2 is new
+    assert table.loc["5x5", "val macro-F1 (%) best epoch"] == pytest.approx(
+        100 * probe_students.runs[("B2", 0)].best_value)

@@ -74,7 +74,7 @@ from .figures import (
     student_curves_figure,
     teacher_curves_figure,
 )
-from .probe import ProbeResult, known_ground_truth_probe, probe_verdict
+from .probe import ProbeResult, continuous_grid_ablation, known_ground_truth_probe, probe_config, probe_verdict
 from .report import (
     deviations,
     findings,
@@ -141,6 +141,8 @@ __all__ = [
     "ProbeResult",
     "probe_verdict",
     "known_ground_truth_probe",
+    "continuous_grid_ablation",
+    "probe_config",
     "write_artifacts",
     "ablation_timeline_figure",
     "present_only_confusion",

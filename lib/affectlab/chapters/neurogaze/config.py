@@ -290,17 +290,22 @@ def chapter_config(profile: str, **overrides: Any) -> ChapterConfig:
     - smoke: tiny FERPlus subsets, one short epoch per model, one seed: proves every cell runs.
     - quick: this 2-core CPU, budgeted for <= 30 minutes on real data (issue 14), with the fast FER
       recipe (issue 13) on *all* FERPlus training images at 48 px: the shared FERPlus teacher
-      (:mod:`affectlab.fer_teacher`, 420 s, trained once and loaded on reruns) is the KD teacher;
-      one shared CE warm start (240 s) initialises every student; then B0, B1, B2, B3 and Full each
+      (:mod:`affectlab.fer_teacher`, 480 s, trained once and loaded on reruns) is the KD teacher;
+      one shared CE warm start (330 s) initialises every student; then B0, B1, B2, B3 and Full each
       run 80 optimiser steps of their own objective (2 epochs of 40 steps, lr 5e-4, cosine after a
       10% warm-up; D-Geo's window is epochs 0.4 -> 1.2 of these 2), B0 and B3 at two seeds (the
       second seed changes the continuation's data order and augmentation, not the warm start).
       One D-Geo candidate (no selection), no 7x7 B2 on FERPlus (the real V/A targets take ~9
       distinct points, so 5x5 and 7x7 banks cannot differ in sparsity there), EEG teacher 12
-      epochs plus its shuffled-label null and the generated-EEG teacher, t-SNE only for Fig. 6, no
-      Sec. 5.3 sweep. Estimated (not yet measured on the real data; fp32 at issue 13's ~160
-      images/s): teacher 7 + warm start 4 + 7 continuations x ~1.3 + EEG teachers ~2 + probe ~2 +
-      predictions, bootstrap and t-SNE ~4 = ~28 minutes; less where bf16 autocast is chosen.
+      epochs plus its shuffled-label null and the generated-EEG teacher, t-SNE only for Fig. 6, and
+      the Sec. 5.3 sweep in full on FERPlus validation (lambda_proto 0, 0.10, 0.15 and D-Geo from
+      epoch 0: four more 80-step continuations; 0.12 is B3 itself).
+      Measured (2026-12-03, AMD EPYC with AVX512-BF16, 2 threads, fresh runs folder) with the
+      earlier sizes (teacher 420 s, warm start 240 s, no sweep): 19.7 minutes; the teacher reached
+      76.95% FERPlus test accuracy (78.1% validation), the warm start 72.8% validation, B0 71.5%
+      test (macro-F1 47.9%). Hence these sizes: the teacher +60 s (the time-to-accuracy run reached
+      77.0% at 480 s), the warm start +90 s (the validation curve was still rising), and the sweep
+      (~2.7 min) from the remaining budget: ~25 minutes expected.
     - quick (before issue 14), for the record: budgeted for <= 15 minutes. Measured on this machine: one ResNet-18
       epoch at 32 px, batch 64, costs ~4 ms per image (8 s for 1,736 images; 12.5 s for the 3,236
       used here); 48 px costs ~2.3x as much per image. The EEG teacher takes ~1 min and tables,
@@ -328,10 +333,11 @@ def chapter_config(profile: str, **overrides: Any) -> ChapterConfig:
                       sweep_proto_weights=(0.0,), sweep_dgeo_early=True),
         "quick": dict(n_seeds=2, multi_seed_variants=("B0", "B3"), teacher_epochs=12, train_per_class=None,
                       val_size=None, test_size=None, recipe="fast", vision_teacher="fer_teacher",
-                      kd_teacher_budget_s=420.0, warm_start_budget_s=240.0, epochs=2, steps_per_epoch=40,
+                      kd_teacher_budget_s=480.0, warm_start_budget_s=330.0, epochs=2, steps_per_epoch=40,
                       lr=5e-4, warmup_fraction=0.1, batch_size=128, image_size=48, crop_padding=4, jitter=0.0,
                       channels_last=True, dgeo_candidates=two[:1], grid_ablation=False, embedding_points=500,
-                      embedding_methods=("tsne",), probe_epochs=6),
+                      embedding_methods=("tsne",), probe_epochs=6, sweep_proto_weights=(0.0, 0.10, 0.12, 0.15),
+                      sweep_dgeo_early=True),
         "paper": dict(n_seeds=3, teacher_epochs=100, train_per_class=None, val_size=None, test_size=None,
                       epochs=100, dgeo_candidates=grid, dgeo_alpha_candidates=((2.0, 0.5), (0.5, 2.0)),
                       embedding_points=3000,

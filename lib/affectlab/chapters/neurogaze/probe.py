@@ -18,9 +18,9 @@ from affectlab.config import RunConfig
 from .config import VARIANT_LABELS, ChapterConfig
 from .data import FaceData, prepare_faces
 from .experiments import PrototypeBanks, StudentRuns, student_predictions, train_students
-from .tables import bootstrap_rows
+from .tables import bootstrap_rows, grid_ablation_table
 
-__all__ = ["ProbeResult", "probe_verdict", "known_ground_truth_probe"]
+__all__ = ["ProbeResult", "probe_verdict", "known_ground_truth_probe", "continuous_grid_ablation"]
 
 
 def _ridge_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray) -> np.ndarray:
@@ -68,6 +68,39 @@ def probe_verdict(delta: float, low: float, high: float) -> tuple[bool | None, s
     return organises, verdict
 
 
+def probe_config(cfg: ChapterConfig) -> ChapterConfig:
+    """The generated-face students' settings: the paper-style per-variant schedule (``probe_epochs``
+    epochs, no shared warm start, no noise seeds), the generated-face B0 as KD teacher (the shared
+    FERPlus teacher has never seen generated faces), one seed in the fast recipe."""
+    fast = cfg.recipe == "fast"
+    return dataclasses.replace(
+        cfg, epochs=cfg.probe_epochs, batch_size=min(cfg.batch_size, 64), noise_seeds=0, recipe="paper",
+        warm_start_budget_s=None, multi_seed_variants=None, grid_ablation=False, warmup_fraction=0.0,
+        vision_teacher="b0" if cfg.vision_teacher == "fer_teacher" else cfg.vision_teacher,
+        n_seeds=1 if fast else cfg.n_seeds, steps_per_epoch=None if fast else cfg.steps_per_epoch,
+        lr=1e-3 if fast else cfg.lr)
+
+
+def continuous_grid_ablation(banks: PrototypeBanks, cfg: ChapterConfig, run: RunConfig) -> pd.DataFrame:
+    """Sec. 5.3 "grid size" where it can mean something (issue 14, item 6): B2 with the
+    ``cfg.grid`` bank against B2 with the ``cfg.ablation_grid`` bank, both built from ``banks`` (use
+    the generated-EEG teacher's banks, whose validation trials carry *continuous* planted V/A, so
+    a finer grid really leaves more cells empty), trained and scored on the generated faces with
+    the probe's settings (:func:`probe_config`; B0, B1 and the main-grid B2 are the probe's own runs,
+    loaded). On the real FERPlus targets V/A takes ~9 distinct points, one per category, so both
+    grids have the same occupied cells and the ablation cannot show sparsity there.
+
+    Returns :func:`grid_ablation_table`'s rows (empty bins, best validation macro-F1, test accuracy
+    and macro-F1 with 95% CIs) and ``"occupied bins"``."""
+    data = prepare_faces(run, cfg, generated=True)
+    probe_cfg = dataclasses.replace(probe_config(cfg), grid_ablation=True)
+    students = train_students(data, banks, probe_cfg, run, variants=("B0", "B1", "B2"), prefix="ch01-probe",
+                              select_dgeo=False, grid_ablation=True)
+    table = grid_ablation_table(students, banks, data, probe_cfg, run)
+    table["occupied bins"] = table["bins"] - table["empty bins"]
+    return table
+
+
 def known_ground_truth_probe(banks: PrototypeBanks, cfg: ChapterConfig, run: RunConfig) -> ProbeResult:
     """Item 8 of the chapter: on the embedded generated faces (valence/arousal planted per image:
     the category's circumplex point scaled by the expression intensity), train B1 and B2 (same
@@ -81,21 +114,13 @@ def known_ground_truth_probe(banks: PrototypeBanks, cfg: ChapterConfig, run: Run
     (faces of one identity are not independent; faces when the set has no identities): "organises"
     when its 95% CI lies above 0, "disorganises" below 0, otherwise no detectable difference.
 
-    The probe students always use the paper-style per-variant schedule (``probe_epochs`` epochs, no
-    shared warm start) with the generated-face B0 as KD teacher, one seed per variant in the fast
-    recipe: the shared FERPlus teacher has never seen the generated faces."""
+    The probe students use :func:`probe_config`."""
     data = prepare_faces(run, cfg, generated=True)
     for split in ("val", "test"):
         faces = getattr(data, split)
         if faces.valence is None or faces.arousal is None:
             raise ValueError(f"generated faces ({split}) carry no valence/arousal; the probe needs them")
-    fast = cfg.recipe == "fast"
-    probe_cfg = dataclasses.replace(
-        cfg, epochs=cfg.probe_epochs, batch_size=min(cfg.batch_size, 64), noise_seeds=0, recipe="paper",
-        warm_start_budget_s=None, multi_seed_variants=None, grid_ablation=False, warmup_fraction=0.0,
-        vision_teacher="b0" if cfg.vision_teacher == "fer_teacher" else cfg.vision_teacher,
-        n_seeds=1 if fast else cfg.n_seeds, steps_per_epoch=None if fast else cfg.steps_per_epoch,
-        lr=1e-3 if fast else cfg.lr)
+    probe_cfg = probe_config(cfg)
     students = train_students(data, banks, probe_cfg, run, variants=("B0", "B1", "B2"), prefix="ch01-probe",
                               select_dgeo=False, grid_ablation=False)
     identity = data.test.identity

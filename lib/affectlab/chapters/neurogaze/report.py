@@ -286,6 +286,10 @@ def deviations(faces: FaceData, students: StudentRuns, cfg: ChapterConfig) -> pd
         ("D-Geo options `hard_gate 0.2`, `intra_class`", "named in the authors' public README, not in the paper",
          "not implemented", "neither the paper nor the README we can read defines them; a guessed reading "
          "would not be the authors' method"),
+        ("Grid ablation (Sec. 5.3)", "5x5 vs 7x7 bank on FERPlus",
+         ("5x5 vs 7x7 on FERPlus" if cfg.grid_ablation else "not on FERPlus")
+         + "; also on the generated-EEG bank (continuous planted V/A) with B2 on the generated faces",
+         "the real V/A targets take ~9 distinct points, so the two grids occupy the same cells there"),
         ("Sec. 5.3 sweep", "lambda_proto in {0, 0.10, 0.12, 0.15}; D-Geo late vs from epoch 0 (validation)",
          ("B3 with lambda_proto in " + ", ".join(f"{w:g}" for w in cfg.sweep_proto_weights)
           + ("; D-Geo from epoch 0" if cfg.sweep_dgeo_early else "") + " on FERPlus validation")

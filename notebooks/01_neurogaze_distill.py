@@ -178,6 +178,22 @@ pd.DataFrame({k: {"trials": len(v), "subjects": len(set(v))} for k, v in split_g
 teacher_table = ng.teacher_scores(teacher, teacher_data, cfg)
 teacher_table.drop(columns=["CI low", "CI high"])
 
+# %% [markdown]
+# ### What helps across subjects?
+#
+# Cross-subject V/A decoding from band power is hard, and the paper's teacher is only one choice. Two
+# alternatives, each trained on the same training subjects, chosen on the same validation subjects
+# and scored on the same test trials: adding the maps of log band *ratios* of adjacent bands
+# (e.g. theta/alpha; ratios cancel a subject's overall power level), and one teacher per EEG dataset
+# (its own network, the limit of per-dataset heads; only when the run has more than one dataset).
+# The difference from the paper-style teacher is paired, with subject-bootstrap intervals. The
+# prototype bank below still comes from the paper-style teacher, whatever this table says: choosing
+# the teacher by these *test* CCCs would select on test.
+
+# %%
+alternatives = ng.teacher_alternatives(eeg, teacher, teacher_data, cfg, run)
+alternatives
+
 # %%
 eeg_label = " + ".join(f"{r.dataset} ({ng.short_source(r.source)})" for r in teacher_data.info.itertuples())
 ng.teacher_curves_figure(teacher, f"Fig. 7 (bottom): EEG teacher (TopomapVATeacher), {eeg_label}, seed {run.seed}")

@@ -642,3 +642,47 @@ def test_continuous_grid_ablation_reuses_the_probe_b2_and_adds_the_fine_grid(mon
     assert len(new) == 1 and next(iter(new)).startswith("ch01-probe-B2-g7")  # only the fine-grid B2 is new
     assert table.loc["5x5", "val macro-F1 (%) best epoch"] == pytest.approx(
         100 * probe_students.runs[("B2", 0)].best_value)
+
+
+def test_band_ratios_are_log_power_differences_of_adjacent_bands():
+    eeg = generate_band_power_set(n_subjects=2, trials_per_subject=3, seed=0)
+    out = ng.with_band_ratios(eeg)
+    n_bands = len(eeg.bands)
+    assert out.data.shape == (len(eeg), 2 * n_bands - 1, eeg.data.shape[2])
+    assert out.bands[n_bands] == f"{eeg.bands[0]}/{eeg.bands[1]}"
+    np.testing.assert_allclose(out.data[:, n_bands + 1], eeg.data[:, 1] - eeg.data[:, 2], rtol=1e-6)
+    np.testing.assert_array_equal(out.data[:, :n_bands], eeg.data)
+    with pytest.raises(ValueError, match="at least two bands"):
+        ng.with_band_ratios(dataclasses.replace(eeg, data=eeg.data[:, :1], bands=eeg.bands[:1]))
+
+
+def test_teacher_alternatives_share_the_split_and_pair_on_test_subjects(monkeypatch, tmp_path):
+    """Issue 14 item 4: every alternative teacher is trained on the paper-style teacher's training
+    subjects, selected on its validation subjects and compared on its test trials."""
+    monkeypatch.setenv("AFFECTLAB_RUNS", str(tmp_path))
+    sets = {name: (dataclasses.replace(generate_band_power_set(n_subjects=6, trials_per_subject=4, seed=i), name=name),
+                   "generated") for i, name in enumerate(("deap", "mahnob_hci"))}
+    cfg = ng.chapter_config("smoke", topomap_size=16, bootstrap_resamples=20, teacher_null=False)
+    run = RunConfig(profile="smoke", data_root=None, seed=0, device=torch.device("cpu"))
+    data = ng.prepare_teacher_data(sets, cfg)
+    teacher = ng.train_eeg_teacher(data, cfg, run)
+    seen = []
+    real_fit = experiments._fit_eeg_teacher
+
+    def spy(maps, va, train_idx, val_idx, d, c, r, role):
+        seen.append((role, set(train_idx.tolist()), set(val_idx.tolist()), maps.shape[1]))
+        return real_fit(maps, va, train_idx, val_idx, d, c, r, role)
+
+    from affectlab.chapters.neurogaze import eeg_teacher_alternatives as alt
+    monkeypatch.setattr(alt, "_fit_eeg_teacher", spy)
+    table = ng.teacher_alternatives(sets, teacher, data, cfg, run)
+    assert set(table["alternative"]) == {alt.RATIOS, alt.PER_DATASET} and len(table) == 4
+    train, val = set(teacher.train_idx.tolist()), set(teacher.val_idx.tolist())
+    roles = {role: (tr, va, bands) for role, tr, va, bands in seen}
+    assert roles["eeg_teacher_band_ratios"][:2] == (train, val) and roles["eeg_teacher_band_ratios"][2] == 9
+    per_dataset = [v for k, v in roles.items() if k.startswith("eeg_teacher_only_")]
+    assert len(per_dataset) == 2 and set().union(*(tr for tr, _, _ in per_dataset)) == train
+    assert set().union(*(va for _, va, _ in per_dataset)) == val
+    from affectlab.metrics import ccc
+    assert table.iloc[0]["paper-style CCC"] == pytest.approx(ccc(teacher.test_va[:, 0], teacher.test_pred[:, 0]))
+    assert set(table["CI resamples"]) == {"subjects"} and table["test trials"].iloc[0] == len(teacher.test_idx)

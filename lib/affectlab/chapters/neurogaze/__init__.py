@@ -10,10 +10,12 @@ Reading order (one module per concern):
    :func:`prepare_faces`, :func:`mild_class_weights`).
 3. :mod:`.terms`: the loss terms of each variant (Sec. 4.3, Algorithm 2: :func:`variant_terms`).
 4. :mod:`.experiments`: :func:`train_eeg_teacher`, :func:`prototype_banks` (Algorithm 1),
-   :func:`train_students` (Sec. 4.2-4.4, 5.2-5.3), :func:`student_predictions`.
+   :func:`train_students` (Sec. 4.2-4.4, 5.2-5.3), :func:`student_predictions`;
+   :mod:`.eeg_teacher_alternatives`: :func:`teacher_alternatives` (band ratios, one teacher per dataset).
 5. :mod:`.tables`: Table 3 (:func:`ablation_table`), Table 2 (:func:`cross_dataset_table`), the grid
    ablation, teacher CCC, bank coverage, feature geometry, paired differences (App. A.1-A.2).
-6. :mod:`.probe`: the known-ground-truth V/A probe on generated faces.
+6. :mod:`.probe`: the known-ground-truth V/A probe on generated faces and the grid ablation on the
+   continuous-V/A bank (:func:`continuous_grid_ablation`).
 7. :mod:`.figures`: Figs. 4-7 (Fig. 3 is :func:`affectlab.plots.topomap_grid_figure`).
 8. :mod:`.artifacts`: Sec. 7 / Table 1 artefacts with SHA-256 sums.
 9. :mod:`.report`: recorded headline numbers, findings, deviations.
@@ -55,6 +57,7 @@ from .data import (
     valence_contrast_maps,
 )
 from .dry_run import paper_dry_run
+from .eeg_teacher_alternatives import teacher_alternatives, with_band_ratios
 from .experiments import (
     PrototypeBanks,
     StudentRuns,
@@ -141,6 +144,8 @@ __all__ = [
     "ProbeResult",
     "probe_verdict",
     "known_ground_truth_probe",
+    "teacher_alternatives",
+    "with_band_ratios",
     "continuous_grid_ablation",
     "probe_config",
     "write_artifacts",

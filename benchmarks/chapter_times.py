@@ -27,6 +27,7 @@ from pathlib import Path
 
 from affectlab.book import REPO, chapter_sources, execute_chapter
 from affectlab.config import PROFILES, check_profile
+from affectlab.train import cpu_info
 
 BUDGET_SECONDS = {"smoke": 120.0, "quick": 1800.0}
 
@@ -77,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         "data_root": args.data_root or "(embedded default)",
         "budget_seconds": budget,
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+                    **cpu_info()},
         "chapters": rows,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -183,7 +183,8 @@ def chapter_config(profile: str, **overrides: Any) -> ChapterConfig:
       re-posed face per training frame, one PyTorch thread (:func:`configure_threads`); E_r's input
       chosen on validation trials with one seed; two coupling levels, 1 and 0 (coupling 1 reuses the
       main runs), 3 seeds each. The measured wall time is printed at the end of the chapter (the
-      budget is 30 minutes on two cores).
+      budget is 30 minutes on two cores). Measured (2026-12-03, AMD EPYC, 2 cores, real EEGLAB
+      background, fresh runs folder): 19.1 minutes.
     - paper: the thesis's sizes (20 subjects, 20 trials per emotion, 400 / 300 epochs): for a GPU
       (every 2nd frame: ~190k windows, ~2.3 GB of float32 EEG in memory).
     """

@@ -667,14 +667,14 @@ def test_teacher_alternatives_share_the_split_and_pair_on_test_subjects(monkeypa
     data = ng.prepare_teacher_data(sets, cfg)
     teacher = ng.train_eeg_teacher(data, cfg, run)
     seen = []
-    real_fit = experiments._fit_eeg_teacher
+    real_fit = experiments.fit_eeg_teacher_run
 
     def spy(maps, va, train_idx, val_idx, d, c, r, role):
         seen.append((role, set(train_idx.tolist()), set(val_idx.tolist()), maps.shape[1]))
         return real_fit(maps, va, train_idx, val_idx, d, c, r, role)
 
     from affectlab.chapters.neurogaze import eeg_teacher_alternatives as alt
-    monkeypatch.setattr(alt, "_fit_eeg_teacher", spy)
+    monkeypatch.setattr(alt, "fit_eeg_teacher_run", spy)
     table = ng.teacher_alternatives(sets, teacher, data, cfg, run)
     assert set(table["alternative"]) == {alt.RATIOS, alt.PER_DATASET} and len(table) == 4
     train, val = set(teacher.train_idx.tolist()), set(teacher.val_idx.tolist())

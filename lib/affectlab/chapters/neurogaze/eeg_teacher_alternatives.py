@@ -29,7 +29,7 @@ from affectlab.data.sets import EEGSet
 
 from .config import ChapterConfig
 from .data import TeacherData, prepare_teacher_data
-from .experiments import TeacherRun, _fit_eeg_teacher, _ordered
+from .experiments import TeacherRun, fit_eeg_teacher_run, predict_va_in_order
 from .tables import bootstrap_rows
 
 __all__ = ["with_band_ratios", "teacher_alternatives"]
@@ -57,9 +57,9 @@ def _ratio_teacher_test_pred(eeg_sets: Mapping[str, tuple[EEGSet, str]], teacher
     if not np.array_equal(ratio_data.groups, data.groups):
         raise ValueError("band-ratio teacher data: trials are not in the order of the paper-style teacher's data")
     maps, va = torch.from_numpy(ratio_data.maps), torch.from_numpy(ratio_data.va)
-    fit = _fit_eeg_teacher(maps, va, teacher.train_idx, teacher.val_idx, ratio_data, cfg, run,
+    fit = fit_eeg_teacher_run(maps, va, teacher.train_idx, teacher.val_idx, ratio_data, cfg, run,
                            "eeg_teacher_band_ratios")
-    return _ordered(fit.model, maps, ratio_data.va, teacher.test_idx, run)[0]
+    return predict_va_in_order(fit.model, maps, ratio_data.va, teacher.test_idx, run)[0]
 
 
 def _per_dataset_test_pred(teacher: TeacherRun, data: TeacherData, cfg: ChapterConfig,
@@ -72,9 +72,9 @@ def _per_dataset_test_pred(teacher: TeacherRun, data: TeacherData, cfg: ChapterC
         val_idx = teacher.val_idx[data.dataset[teacher.val_idx] == name]
         if len(train_idx) == 0 or len(val_idx) == 0:
             raise ValueError(f"{name}: no training or validation subjects for a per-dataset teacher")
-        fit = _fit_eeg_teacher(maps, va, train_idx, val_idx, data, cfg, run, f"eeg_teacher_only_{name}")
+        fit = fit_eeg_teacher_run(maps, va, train_idx, val_idx, data, cfg, run, f"eeg_teacher_only_{name}")
         sel = test_dataset == name
-        pred[sel] = _ordered(fit.model, maps, data.va, teacher.test_idx[sel], run)[0]
+        pred[sel] = predict_va_in_order(fit.model, maps, data.va, teacher.test_idx[sel], run)[0]
     return pred
 
 

@@ -94,8 +94,10 @@ def teacher_split(data: TeacherData, cfg: ChapterConfig, seed: int) -> tuple[np.
     return tuple(np.sort(np.concatenate(p)).astype(np.int64) for p in parts)  # type: ignore[return-value]
 
 
-def _fit_eeg_teacher(maps: torch.Tensor, va: torch.Tensor, train_idx: np.ndarray, val_idx: np.ndarray,
-                     data: TeacherData, cfg: ChapterConfig, run: RunConfig, role: str) -> FitResult:
+def fit_eeg_teacher_run(maps: torch.Tensor, va: torch.Tensor, train_idx: np.ndarray, val_idx: np.ndarray,
+                        data: TeacherData, cfg: ChapterConfig, run: RunConfig, role: str) -> FitResult:
+    """Train (or load) one TopomapVATeacher on rows ``train_idx``, its best epoch by CCC on rows
+    ``val_idx`` (Sec. 4.1); ``role`` names the run (paper-style teacher, null, alternatives)."""
     train = TensorData(maps[train_idx], va[train_idx], batch_size=cfg.teacher_batch_size, name="eeg-topomaps/train")
     val = TensorData(maps[val_idx], torch.from_numpy(data.va)[val_idx], batch_size=256, shuffle=False,
                      name="eeg-topomaps/val")
@@ -109,8 +111,9 @@ def _fit_eeg_teacher(maps: torch.Tensor, va: torch.Tensor, train_idx: np.ndarray
     return fit(model, train, val, config, key=key, name=f"ch01-{role.replace('_', '-')}", device=run.device)
 
 
-def _ordered(model: torch.nn.Module, maps: torch.Tensor, va: np.ndarray, idx: np.ndarray,
-             run: RunConfig) -> tuple[np.ndarray, np.ndarray]:
+def predict_va_in_order(model: torch.nn.Module, maps: torch.Tensor, va: np.ndarray, idx: np.ndarray,
+                        run: RunConfig) -> tuple[np.ndarray, np.ndarray]:
+    """V/A predictions and 256-D features of ``model`` on rows ``idx``, in the order of ``idx``."""
     preds = predict(model, TensorData(maps[idx], torch.from_numpy(va)[idx], batch_size=256, shuffle=False),
                     run.device, task="regression")
     order = np.argsort(preds.index.numpy())
@@ -127,15 +130,15 @@ def train_eeg_teacher(data: TeacherData, cfg: ChapterConfig, run: RunConfig) -> 
     train_idx, val_idx, test_idx = teacher_split(data, cfg, run.seed)
     maps = torch.from_numpy(data.maps)
     va = torch.from_numpy(data.va)
-    result = _fit_eeg_teacher(maps, va, train_idx, val_idx, data, cfg, run, "eeg_teacher")
-    val_pred, val_features = _ordered(result.model, maps, data.va, val_idx, run)
-    test_pred, _ = _ordered(result.model, maps, data.va, test_idx, run)
+    result = fit_eeg_teacher_run(maps, va, train_idx, val_idx, data, cfg, run, "eeg_teacher")
+    val_pred, val_features = predict_va_in_order(result.model, maps, data.va, val_idx, run)
+    test_pred, _ = predict_va_in_order(result.model, maps, data.va, test_idx, run)
     null_pred, null_fit = None, None
     if cfg.teacher_null:
         shuffled = va.clone()
         shuffled[train_idx] = va[train_idx][torch.from_numpy(np.random.default_rng(run.seed).permutation(len(train_idx)))]
-        null_fit = _fit_eeg_teacher(maps, shuffled, train_idx, val_idx, data, cfg, run, "eeg_teacher_null")
-        null_pred, _ = _ordered(null_fit.model, maps, data.va, test_idx, run)
+        null_fit = fit_eeg_teacher_run(maps, shuffled, train_idx, val_idx, data, cfg, run, "eeg_teacher_null")
+        null_pred, _ = predict_va_in_order(null_fit.model, maps, data.va, test_idx, run)
     return TeacherRun(fit=result, train_idx=train_idx, val_idx=val_idx, val_pred=val_pred, val_features=val_features,
                       val_va=data.va[val_idx], data_source=data.source, test_idx=test_idx, test_pred=test_pred,
                       test_va=data.va[test_idx], null_test_pred=null_pred, null_fit=null_fit)
